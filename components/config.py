@@ -1,0 +1,151 @@
+"""Stack configuration: every key the program and its dynamic providers read.
+
+Keys live in the ``smarteros`` namespace of ``Pulumi.<stack>.yaml``. Structured values are objects;
+credentials are separate keys set with ``pulumi config set --secret`` and never appear in a stack file
+in clear. The same models parse the program's config (:func:`load_stack_config`) and the raw
+``ConfigureRequest`` a dynamic provider receives (:func:`section_from_raw`), so both sides agree.
+
+This module imports nothing from Pulumi at import time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PROJECT = "smarteros"
+
+# Secret keys (set with `pulumi config set --secret <key> ...`) and their environment fallbacks.
+SECRET_KEYS: dict[str, str] = {
+    "cloudflareApiToken": "CLOUDFLARE_API_TOKEN",
+    "postgresPassword": "PGPASSWORD",
+    "vaultToken": "VAULT_TOKEN",
+    "metabaseApiKey": "METABASE_API_KEY",
+}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class ProductEdge(_Section):
+    """Where a product's hostnames point and whether Access protects them."""
+
+    target: str
+    exposure: Literal["protected", "public"] = "protected"
+
+
+class CloudflareConfig(_Section):
+    """``smarteros:cloudflare``: the zone and account the edge lives in."""
+
+    enabled: bool = True
+    zone: str = ""
+    zone_id: str = Field("", alias="zoneId")
+    account_id: str = Field("", alias="accountId")
+    admin_group_id: str = Field("", alias="adminGroupId")
+    app_target: str = Field("", alias="appTarget")
+    products: dict[Literal["chat", "erp", "automation", "store"], ProductEdge] = Field(default_factory=dict)
+    ttl: int = 1
+
+
+class PostgresConfig(_Section):
+    """``smarteros:postgres``: the provisioning connection (password: ``postgresPassword``)."""
+
+    host: str = "127.0.0.1"
+    port: int = 5432
+    database: str = "smarteros"
+    user: str = "smarteros_provisioner"
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+
+
+class VaultConfig(_Section):
+    """``smarteros:vault``: the Vault server and KV v2 mount (token: ``vaultToken``)."""
+
+    address: str = "http://127.0.0.1:8200"
+    mount: str = "secret"
+
+
+class MetabaseDatabaseConfig(_Section):
+    """How Metabase reaches the shared database as a tenant role."""
+
+    host: str = "127.0.0.1"
+    port: int = 5432
+    dbname: str = "smarteros"
+    user_template: str = Field("{role}", alias="userTemplate")
+    ssl: bool = False
+    additional_options: str = Field("", alias="additionalOptions")
+
+
+class MetabaseConfig(_Section):
+    """``smarteros:metabase``: the Metabase server (API key: ``metabaseApiKey``)."""
+
+    enabled: bool = True
+    url: str = "http://127.0.0.1:3000"
+    tenants_collection: str = Field("Tenants", alias="tenantsCollection")
+    database: MetabaseDatabaseConfig = Field(default_factory=MetabaseDatabaseConfig)
+
+
+class StackConfig(_Section):
+    """The whole stack configuration, as the program sees it."""
+
+    tenant_files: list[str] = Field(default_factory=lambda: ["tenants/*.yaml"], alias="tenantFiles")
+    protect: bool = False
+    cloudflare: CloudflareConfig = Field(default_factory=CloudflareConfig)
+    postgres: PostgresConfig = Field(default_factory=PostgresConfig)
+    vault: VaultConfig = Field(default_factory=VaultConfig)
+    metabase: MetabaseConfig = Field(default_factory=MetabaseConfig)
+
+
+_SECTIONS: dict[str, str] = {
+    "tenantFiles": "tenant_files",
+    "protect": "protect",
+    "cloudflare": "cloudflare",
+    "postgres": "postgres",
+    "vault": "vault",
+    "metabase": "metabase",
+}
+
+
+def _decode(value: Any) -> Any:
+    """Config values arrive as strings holding JSON for objects, lists and booleans."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def stack_config_from_raw(raw: Mapping[str, Any]) -> StackConfig:
+    """Build the stack config from ``{"smarteros:<key>": value}`` pairs (values may be JSON strings)."""
+    data: dict[str, Any] = {}
+    for key in _SECTIONS:
+        value = raw.get(f"{PROJECT}:{key}")
+        if value is not None:
+            data[key] = _decode(value)
+    return StackConfig.model_validate(data)
+
+
+def load_stack_config(get: Callable[[str], Any]) -> StackConfig:
+    """Build the stack config from a getter such as ``pulumi.Config(PROJECT).get``."""
+    return stack_config_from_raw({f"{PROJECT}:{k}": get(k) for k in _SECTIONS})
+
+
+S = TypeVar("S", bound=_Section)
+
+
+def section_from_raw(raw: Any, key: str, model: type[S]) -> S:
+    """One section (``postgres``, ``vault``, ``metabase``) from a provider's ConfigureRequest config."""
+    value = _decode(raw.get(f"{PROJECT}:{key}")) if raw is not None else None
+    return model.model_validate(value or {})
+
+
+def secret_from_raw(raw: Any, key: str, environ: Mapping[str, str]) -> str | None:
+    """A credential from provider config, falling back to its environment variable."""
+    value = raw.get(f"{PROJECT}:{key}") if raw is not None else None
+    if value:
+        return str(value)
+    return environ.get(SECRET_KEYS[key]) or None

@@ -1,0 +1,48 @@
+"""Names derived from a tenant's normalised RUT.
+
+The RUT is the tenant's identity: it names the Vault path, the database role, the Metabase groups and
+the Pulumi logical names, so renaming a slug never recreates data. Every function here takes the
+normal form produced by :func:`components.spec.normalise_rut` (``76953480-6``, ``10000013-K``, ``0-0``).
+"""
+
+from __future__ import annotations
+
+
+def role_name(rut: str) -> str:
+    """PostgreSQL role of a tenant: ``tenant_10000013_k``."""
+    return "tenant_" + rut.replace("-", "_").lower()
+
+
+def vault_policy_name(rut: str) -> str:
+    """Vault ACL policy (and AppRole) name; Vault stores policy names lower-case."""
+    return f"tenant-{rut}".lower()
+
+
+def vault_tenant_prefix(rut: str) -> str:
+    """Path of a tenant's subtree inside the KV v2 mount; keeps the RUT's case."""
+    return f"tenants/{rut}"
+
+
+def vault_secret_path(rut: str, service: str) -> str:
+    """Path of one service's secret inside the KV v2 mount."""
+    return f"{vault_tenant_prefix(rut)}/{service}"
+
+
+def metabase_group_name(rut: str, kind: str) -> str:
+    """Metabase permissions group: ``tenant 76953480-6 owners`` / ``… viewers``."""
+    return f"tenant {rut} {kind}"
+
+
+def default_collection_name(rut: str, name: str) -> str:
+    """Metabase collection name when the tenant file names none."""
+    return f"{rut} ({name})"
+
+
+def app_hostname(slug: str, zone: str) -> str:
+    """The tenant's application hostname, one label under the zone."""
+    return f"{slug}.{zone}"
+
+
+def product_hostname(slug: str, product: str, zone: str) -> str:
+    """A product's hostname, one label under the zone (Universal SSL covers ``*.zone`` only)."""
+    return f"{slug}-{product}.{zone}"
