@@ -1,0 +1,64 @@
+"""Shared fixtures: a throwaway PostgreSQL cluster and real dynamic-provider hosts.
+
+* ``postgres_server`` (session): a :class:`tests.harness.postgres.PostgresServer`, removed at the end.
+  Under pytest-xdist every worker gets its own cluster.
+* ``provider_host_factory`` (session): ``factory(config, env=None, fresh=False) -> ProviderHost``. A host
+  is configured once, so hosts are cached per ``(config, env)``: asking twice for the same config returns
+  the same running host; ``fresh=True`` always starts a new one. Every host is stopped at session end.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pytest
+
+from tests.harness.postgres import PostgresServer
+from tests.harness.provider_host import ProviderHost, ProviderHostFactory
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def provider_host_factory() -> Iterator[ProviderHostFactory]:
+    hosts: dict[str, ProviderHost] = {}
+    fresh_hosts: list[ProviderHost] = []
+
+    def factory(
+        config: Mapping[str, Any] | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        fresh: bool = False,
+    ) -> ProviderHost:
+        key = json.dumps([dict(config or {}), dict(env or {})], sort_keys=True, default=str)
+        cached = hosts.get(key)
+        if cached is not None and cached.running and not fresh:
+            return cached
+        if cached is not None and not fresh:
+            cached.close()  # it died; replace it
+        host = ProviderHost(env=env).start()
+        try:
+            host.configure(config or {})
+        except BaseException:
+            host.close()
+            raise
+        if fresh:
+            fresh_hosts.append(host)
+        else:
+            hosts[key] = host
+        return host
+
+    try:
+        yield factory
+    finally:
+        for host in [*hosts.values(), *fresh_hosts]:
+            host.close()
