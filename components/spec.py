@@ -1,0 +1,1104 @@
+"""Tenant files: the model, and the loader that validates every file before anything is deployed.
+
+One YAML file per tenant (``tenants/<slug>.yaml``) describes everything the tenant gets. This module
+turns those files into frozen :class:`TenantSpec` objects, or reports every problem in every file at
+once, each as ``path:line:col: field: message`` so an editor or a CI log points straight at it::
+
+    tenants/acme.yaml:12:5: access.emails[1]: 'bob@' is not an e-mail address
+
+What the loader rejects, beyond what the model itself checks:
+
+- YAML syntax errors, several documents in one file, a document that is not a mapping;
+- duplicate keys in a mapping, keys that are not text, merge keys (``<<``);
+- tags other than the plain YAML ones (``!!python/object`` and friends never reach a constructor);
+- anchors and aliases that would expand beyond :data:`MAX_EXPANDED_NODES` nodes, or that refer to
+  themselves. A plain alias (``viewers: *team``) is fine; an alias bomb is refused before it expands;
+- any value that looks like a credential (PEM blocks, URLs or connection strings carrying a password,
+  well-known token prefixes, long random-looking strings); the message never repeats the value;
+- a slug that differs from the file name, and RUTs, slugs or hostnames that two files share.
+
+Scalars follow YAML 1.2 rather than PyYAML's YAML 1.1 defaults: only ``true``/``false`` are booleans
+(so ``queries: no`` means the text ``no``) and integers are plain decimals, which is also what editors
+using ``tenant.schema.json`` assume.
+
+This module imports nothing from Pulumi, so validating files stays fast and needs no credentials.
+"""
+
+from __future__ import annotations
+
+import difflib
+import glob
+import math
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from stdnum.cl import rut as cl_rut
+from stdnum.exceptions import ValidationError as StdnumValidationError
+
+from components import naming
+from components.catalog import PRODUCTS, SERVICES, TENANT_TABLES
+
+# --------------------------------------------------------------------------------------------------
+# Field rules shared by the model and the loader
+# --------------------------------------------------------------------------------------------------
+
+SLUG_PATTERN = r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$"
+SECRET_KEY_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"  # noqa: S105 - a key-name pattern, not a secret
+_SLUG_RE = re.compile(SLUG_PATTERN)
+_SECRET_KEY_RE = re.compile(SECRET_KEY_PATTERN)
+
+# A pragmatic address check: what Cloudflare Access and Metabase accept in practice, without the cost
+# of a full RFC 5322 parser. Local part: dot-atom; domain: at least two DNS labels, alphabetic TLD.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DOMAIN_RE = re.compile(rf"^(?:{_LABEL}\.)+[A-Za-z]{{2,63}}$")
+_LOCAL_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+
+# Go's time.ParseDuration syntax, which Cloudflare Access uses for session durations.
+_GO_DURATION_RE = re.compile(r"^(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$")
+_GO_DURATION_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_GO_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+# PostgreSQL time units for integer settings such as statement_timeout (stored in milliseconds).
+_PG_TIMEOUT_RE = re.compile(r"^(\d+)\s*(ms|s|min|h|d)$")
+_PG_UNIT_MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
+_PG_INT_MAX = 2_147_483_647
+
+
+class FieldProblem(ValueError):
+    """A rule broken by one value; ``at`` is the location of that value relative to the field checked.
+
+    Validators raise it so that the loader can point at the exact list item, or at a sibling field
+    when the value is missing.
+    """
+
+    def __init__(self, message: str, at: tuple[str | int, ...] = (), near: str | None = None) -> None:
+        super().__init__(message)
+        self.at = at
+        self.near = near  # a sibling field to point at when the value itself is absent
+
+
+def show(value: object, limit: int = 60) -> str:
+    """A value as the user wrote it, quoted when it is text, shortened when long."""
+    if isinstance(value, str):
+        text = value if len(value) <= limit else value[: limit - 1] + "…"
+        return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return str(value)
+
+
+def _closest(word: str, choices: Iterable[str]) -> str:
+    """``; did you mean 'x'?`` when a choice is close enough, else an empty string."""
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean '{match[0]}'?" if match else ""
+
+
+def normalise_rut(value: str | int) -> str:
+    """The normal form of a Chilean RUT: body without leading zeros, ``-``, upper-case check digit.
+
+    Accepts dots, leading zeros, a missing hyphen and a lower-case ``k``; the check digit is computed
+    with ``stdnum.cl.rut``. ``'76.953.480-6'`` → ``'76953480-6'``, ``'10000013k'`` → ``'10000013-K'``,
+    ``'00.000.000-0'`` → ``'0-0'``. Raises :class:`ValueError` with a message naming the expected digit.
+    """
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError(f"expected a RUT such as '76.953.480-6', got {show(value)}")
+    text = str(value)
+    compact = cl_rut.compact(text)
+    body, digit = compact[:-1], compact[-1:]
+    if not body or not (body.isascii() and body.isdigit()) or len(digit) != 1 or digit not in "0123456789K":
+        raise ValueError(
+            f"{show(text)} is not a RUT: expected digits (dots allowed), a hyphen and a check digit 0-9 or K"
+        )
+    number = int(body)
+    if number > 99_999_999:
+        raise ValueError(f"{show(text)} is not a RUT: the body has more than 8 digits")
+    padded = f"{number:08d}{digit}"
+    try:
+        cl_rut.validate(padded)
+    except StdnumValidationError:
+        expected = cl_rut.calc_check_digit(padded[:-1])
+        raise ValueError(f"{show(text)} has check digit {digit}, expected {expected}") from None
+    return f"{number}-{digit}"
+
+
+def slug_error(value: str) -> str | None:
+    """Why a slug is not acceptable, or ``None``."""
+    if _SLUG_RE.fullmatch(value):
+        return None
+    return (
+        f"{show(value)} is not a valid slug: 3 to 32 characters, lower-case letters, digits and '-', "
+        "starting with a letter and not ending with '-'"
+    )
+
+
+def _check_slug(value: str) -> str:
+    problem = slug_error(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _check_email(value: str) -> str:
+    local, at, domain = value.rpartition("@")
+    if not at or len(value) > 254 or len(local) > 64 or not _LOCAL_RE.fullmatch(local):
+        raise ValueError(f"{show(value)} is not an e-mail address")
+    if not _DOMAIN_RE.fullmatch(domain):
+        raise ValueError(f"{show(value)} is not an e-mail address")
+    return value
+
+
+def _check_domain(value: str) -> str:
+    if value.startswith("@") and _DOMAIN_RE.fullmatch(value[1:]):
+        raise ValueError(f"{show(value)} is not a domain name; write it without '@'")
+    if len(value) > 253 or not _DOMAIN_RE.fullmatch(value):
+        raise ValueError(f"{show(value)} is not a domain name")
+    return value
+
+
+def _check_session_duration(value: str) -> str:
+    if not _GO_DURATION_RE.fullmatch(value):
+        raise ValueError(f"{show(value)} is not a duration; write it like 30m, 24h or 720h")
+    seconds = sum(float(n) * _GO_UNIT_SECONDS[u] for n, u in _GO_DURATION_PART_RE.findall(value))
+    if seconds <= 0:
+        raise ValueError(f"{show(value)} must be longer than zero")
+    return value
+
+
+def _check_statement_timeout(value: str) -> str:
+    match = _PG_TIMEOUT_RE.fullmatch(value.strip())
+    if not match:
+        raise ValueError(f"{show(value)} is not a PostgreSQL duration; write it like 500ms, 30s, 5min or 1h")
+    milliseconds = int(match.group(1)) * _PG_UNIT_MS[match.group(2)]
+    if milliseconds <= 0:
+        raise ValueError(f"{show(value)} must be longer than zero (0 would disable the timeout)")
+    if milliseconds > _PG_INT_MAX:
+        raise ValueError(f"{show(value)} is longer than PostgreSQL allows (about 24 days)")
+    return value
+
+
+def _check_table(value: str) -> str:
+    if value not in TENANT_TABLES:
+        raise ValueError(
+            f"{show(value)} is not a shared table{_closest(value, TENANT_TABLES)} (tables: {', '.join(TENANT_TABLES)})"
+        )
+    return value
+
+
+def _check_secret_key(value: str) -> str:
+    if not _SECRET_KEY_RE.fullmatch(value):
+        raise ValueError(
+            f"{show(value)} is not a valid key name: lower-case letters, digits and '_', "
+            "starting with a letter, at most 63 characters"
+        )
+    return value
+
+
+def _check_text(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def _unique(values: Sequence[Any], *, fold_case: bool = False) -> None:
+    """Raise a :class:`FieldProblem` pointing at the second occurrence of a repeated item."""
+    seen: dict[Any, int] = {}
+    for index, item in enumerate(values):
+        key = item.lower() if fold_case and isinstance(item, str) else item
+        if key in seen:
+            raise FieldProblem(f"{show(item)} is listed twice (also item {seen[key]})", (index,))
+        seen[key] = index
+
+
+Email = Annotated[str, AfterValidator(_check_email)]
+Text = Annotated[str, AfterValidator(_check_text)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# The model
+# --------------------------------------------------------------------------------------------------
+
+
+class AccessSpec(_Model):
+    """Who gets through Cloudflare Access to the tenant's protected hostnames."""
+
+    emails: list[Email] = Field(
+        default_factory=list,
+        description="E-mail addresses allowed through Cloudflare Access.",
+        json_schema_extra={"items": {"type": "string", "format": "email"}},
+    )
+    email_domains: list[Annotated[str, AfterValidator(_check_domain)]] = Field(
+        default_factory=list,
+        description="E-mail domains allowed through Cloudflare Access, without '@' (e.g. smarterbot.cl).",
+    )
+    session_duration: Annotated[str, AfterValidator(_check_session_duration)] = Field(
+        default="24h",
+        description="How long an Access session lasts, as a Go duration (30m, 24h, 720h).",
+        json_schema_extra={"pattern": _GO_DURATION_RE.pattern},
+    )
+
+    @field_validator("emails", "email_domains")
+    @classmethod
+    def _no_repeats(cls, value: list[str]) -> list[str]:
+        _unique(value, fold_case=True)
+        return value
+
+
+Privilege = Literal["select", "insert", "update", "delete"]
+
+
+def _read_only() -> list[Privilege]:
+    return ["select"]
+
+
+class DatabaseSpec(_Model):
+    """The tenant's PostgreSQL role: which shared tables it may touch and how."""
+
+    tables: list[Annotated[str, AfterValidator(_check_table)]] = Field(
+        default_factory=list,
+        description="Shared tables the tenant role is granted on; row-level security limits it to its rows.",
+        json_schema_extra={"items": {"type": "string", "enum": list(TENANT_TABLES)}},
+    )
+    privileges: list[Privilege] = Field(
+        default_factory=_read_only,
+        description="Privileges granted on every listed table.",
+    )
+    connection_limit: int = Field(default=5, ge=1, le=1000, description="Maximum concurrent connections of the role.")
+    statement_timeout: Annotated[str, AfterValidator(_check_statement_timeout)] = Field(
+        default="30s",
+        description="statement_timeout of the role, with a PostgreSQL unit (500ms, 30s, 5min, 1h).",
+        json_schema_extra={"pattern": _PG_TIMEOUT_RE.pattern},
+    )
+
+    @field_validator("tables", "privileges")
+    @classmethod
+    def _no_repeats(cls, value: list[str]) -> list[str]:
+        _unique(value)
+        return value
+
+
+class ServiceSecretsSpec(_Model):
+    """The keys of one service's Vault secret. Values never appear in the tenant file."""
+
+    generate: list[Annotated[str, AfterValidator(_check_secret_key)]] = Field(
+        default_factory=list,
+        description="Keys whose values the provider generates and stores in Vault.",
+        json_schema_extra={"items": {"type": "string", "pattern": SECRET_KEY_PATTERN}},
+    )
+    external: list[Annotated[str, AfterValidator(_check_secret_key)]] = Field(
+        default_factory=list,
+        description="Keys operators fill in by hand in Vault (e.g. tokens a vendor issues); never written.",
+        json_schema_extra={"items": {"type": "string", "pattern": SECRET_KEY_PATTERN}},
+    )
+    rotate: int = Field(default=0, ge=0, description="Raise this number to regenerate the generated keys.")
+
+    @field_validator("generate")
+    @classmethod
+    def _generate_unique(cls, value: list[str]) -> list[str]:
+        _unique(value)
+        return value
+
+    @field_validator("external")
+    @classmethod
+    def _external_unique_and_disjoint(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        _unique(value)
+        generated = set(info.data.get("generate", ()))
+        for index, key in enumerate(value):
+            if key in generated:
+                raise FieldProblem(
+                    f"{show(key)} is also listed under generate; a key is either generated or external",
+                    (index,),
+                )
+        return value
+
+
+class AnalyticsSpec(_Model):
+    """The tenant's Metabase groups, collection and query permissions."""
+
+    enabled: bool = Field(default=True, description="Whether the tenant gets Metabase groups, a collection and data.")
+    collection: Text | None = Field(
+        default=None, description="Name of the tenant's collection; default '<rut> (<name>)'."
+    )
+    owners: list[Email] = Field(
+        default_factory=list,
+        description="E-mails of the people who curate the tenant's collection.",
+        json_schema_extra={"items": {"type": "string", "format": "email"}},
+    )
+    viewers: list[Email] = Field(
+        default_factory=list,
+        description="E-mails of the people who may only view the tenant's collection.",
+        json_schema_extra={"items": {"type": "string", "format": "email"}},
+    )
+    queries: Literal["query-builder", "query-builder-and-native", "no"] = Field(
+        default="query-builder", description="What the tenant's groups may query on their database connection."
+    )
+
+    @field_validator("owners", "viewers")
+    @classmethod
+    def _no_repeats(cls, value: list[str]) -> list[str]:
+        _unique(value, fold_case=True)
+        return value
+
+
+Service = Literal["chatwoot", "botpress", "odoo", "supabase"]
+Product = Literal["chat", "erp", "automation", "store"]
+
+
+class TenantSpec(_Model):
+    """One tenant, as declared in ``tenants/<slug>.yaml``.
+
+    The RUT (normal form) is the tenant's identity: it names the Vault path, the database role, the
+    Metabase groups and the Pulumi logical names, so renaming the slug never recreates data.
+    """
+
+    model_config = ConfigDict(
+        title="Tenant file",
+        json_schema_extra={
+            "description": "One customer of the platform, provisioned from tenants/<slug>.yaml.",
+            "if": {"properties": {"status": {"const": "trial"}}, "required": ["status"]},
+            "then": {"required": ["trial_expires_at"]},
+            "else": {"not": {"required": ["trial_expires_at"]}},
+        },
+    )
+
+    rut: str = Field(
+        description="Chilean RUT with check digit, dots optional (76.953.480-6, 10000013-K, 0-0).",
+        json_schema_extra={"pattern": r"^[0-9.]+-?[0-9kK]$"},
+    )
+    slug: Annotated[str, AfterValidator(_check_slug)] = Field(
+        description="Short name used in hostnames; must equal the file name without .yaml.",
+        json_schema_extra={"pattern": SLUG_PATTERN},
+    )
+    name: Text = Field(description="Display name, any Unicode (Ferretería Juanito).")
+    type: Literal["customer", "infrastructure"] = Field(
+        default="customer", description="customer, or infrastructure for the platform's own tenants."
+    )
+    status: Literal["trial", "active", "suspended", "cancelled"] = Field(
+        description="Lifecycle state; offboarding changes it, it never deletes data."
+    )
+    plan: Text = Field(description="Commercial plan, free text.")
+    trial_expires_at: date | None = Field(
+        default=None,
+        strict=False,
+        validate_default=True,
+        description="Last day of the trial (YYYY-MM-DD); required when and only when status is trial.",
+    )
+    products: list[Product] = Field(
+        default_factory=list,
+        description="Products the tenant uses; each gets the hostname <slug>-<product>.<zone>.",
+    )
+    access: AccessSpec = Field(default_factory=AccessSpec, description="Cloudflare Access allow list.")
+    database: DatabaseSpec = Field(default_factory=DatabaseSpec, description="PostgreSQL role settings.")
+    secrets: dict[Service, ServiceSecretsSpec] = Field(
+        default_factory=dict,
+        description="Per service, the keys of the tenant's Vault secret (names only, never values).",
+    )
+    analytics: AnalyticsSpec = Field(default_factory=AnalyticsSpec, description="Metabase settings.")
+
+    @field_validator("rut", mode="before")
+    @classmethod
+    def _normalise_rut(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            return value  # the type check reports it
+        return normalise_rut(value)
+
+    @field_validator("trial_expires_at", mode="before")
+    @classmethod
+    def _date_only(cls, value: Any) -> Any:
+        if isinstance(value, datetime):
+            raise ValueError(f"expected a date such as 2027-03-31, got a date and time ({value.isoformat()})")
+        if value is not None and not isinstance(value, date | str):
+            raise ValueError(f"expected a date such as 2027-03-31, got {_describe(value)}")
+        return value
+
+    @field_validator("trial_expires_at")
+    @classmethod
+    def _trial_date(cls, value: date | None, info: ValidationInfo) -> date | None:
+        status = info.data.get("status")
+        if status == "trial" and value is None:
+            raise FieldProblem("required when status is 'trial'", near="status")
+        if status is not None and status != "trial" and value is not None:
+            raise FieldProblem(f"only allowed when status is 'trial' (status is '{status}')")
+        return value
+
+    @field_validator("products")
+    @classmethod
+    def _products_unique(cls, value: list[str]) -> list[str]:
+        _unique(value)
+        return value
+
+    @property
+    def collection_name(self) -> str:
+        """The Metabase collection's name: the one given, or ``"<rut> (<name>)"``."""
+        return self.analytics.collection or naming.default_collection_name(self.rut, self.name)
+
+
+def tenant_json_schema() -> dict[str, Any]:
+    """The JSON Schema editors use to check tenant files (written to ``tenants/tenant.schema.json``)."""
+    schema = TenantSpec.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+# --------------------------------------------------------------------------------------------------
+# Problems
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one file; ``line``/``col`` are 1-based, 0 when the file could not be read."""
+
+    path: str
+    line: int
+    col: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}:{self.col}" if self.line else self.path
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class SpecError(Exception):
+    """Tenant files that cannot be deployed; ``str()`` gives one line per problem."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+Loc = tuple[str | int, ...]
+
+
+def field_path(loc: Loc) -> str:
+    """``('access', 'emails', 1)`` → ``access.emails[1]``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Credential-looking values
+# --------------------------------------------------------------------------------------------------
+
+_PEM_RE = re.compile(r"-----BEGIN [A-Z0-9 ]*-----")
+_URL_PASSWORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/:@]*:[^\s/@]+@")
+_KV_PASSWORD_RE = re.compile(r"(?i)(?:^|[\s;])(?:password|passwd|pwd)\s*=\s*\S")
+_PREFIXES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}"), "a GitHub token"),
+    (re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}"), "a GitHub token"),
+    (re.compile(r"\bglpat-[A-Za-z0-9_-]{16,}"), "a GitLab token"),
+    (re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}"), "a Stripe secret key"),
+    (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), "a Slack token"),
+    (re.compile(r"\bxapp-[A-Za-z0-9-]{10,}"), "a Slack token"),
+    (re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), "an AWS access key"),
+    (re.compile(r"\bAIza[A-Za-z0-9_-]{35}"), "a Google API key"),
+    (re.compile(r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}"), "an API secret key"),
+    (re.compile(r"\bhv[sbr]\.[A-Za-z0-9_-]{20,}"), "a Vault token"),
+    (re.compile(r"\bnpm_[A-Za-z0-9]{30,}"), "an npm token"),
+    (re.compile(r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}"), "a SendGrid key"),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), "a JSON Web Token"),
+)
+_TOKEN_RE = re.compile(r"[A-Za-z0-9+/_=-]{24,}")
+_HEX_RE = re.compile(r"[0-9a-fA-F]{32,}")
+_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_WORDY_RE = re.compile(r"[A-Z]?[a-z]+(?:[A-Z][a-z]+)*[0-9]{0,4}|[A-Z]{1,8}[0-9]{0,4}|[0-9]{1,8}|[a-z]{1,3}[0-9]{1,3}")
+_SEPARATORS_RE = re.compile(r"[-_/+=.]+")
+
+
+def _entropy(text: str) -> float:
+    counts = Counter(text)
+    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
+
+
+def _random_looking(token: str) -> str | None:
+    if _UUID_RE.fullmatch(token):
+        return None
+    if _HEX_RE.fullmatch(token) and any(c.isdigit() for c in token) and any(c.isalpha() for c in token):
+        return "a long hexadecimal token"
+    parts = [p for p in _SEPARATORS_RE.split(token) if p]
+    if all(_WORDY_RE.fullmatch(p) for p in parts):
+        return None  # identifiers made of words, such as query-builder-and-native
+    classes = sum((any(c.islower() for c in token), any(c.isupper() for c in token), any(c.isdigit() for c in token)))
+    if classes >= 2 and _entropy(token) >= 3.5:
+        return "a long random-looking token"
+    return None
+
+
+def credential_kind(value: str) -> str | None:
+    """What kind of credential a text value looks like, or ``None`` when it looks harmless."""
+    if _PEM_RE.search(value):
+        return "a PEM block"
+    if _URL_PASSWORD_RE.search(value):
+        return "a URL with a password"
+    if _KV_PASSWORD_RE.search(value):
+        return "a connection string with a password"
+    for pattern, kind in _PREFIXES:
+        if pattern.search(value):
+            return kind
+    for token in _TOKEN_RE.findall(value):
+        looks = _random_looking(token)
+        if looks:
+            return looks
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# YAML: parse with marks, refuse what is unsafe, build plain data plus an index of positions
+# --------------------------------------------------------------------------------------------------
+
+MAX_EXPANDED_NODES = 10_000
+"""Upper bound on the nodes a file may expand to once aliases are followed (an alias bomb is refused)."""
+
+MAX_DEPTH = 32
+"""Deepest nesting of mappings and lists a tenant file may use (a real one needs four levels)."""
+
+MAX_FILE_BYTES = 1_000_000
+
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _TenantLoader(_BaseLoader):  # type: ignore[valid-type,misc]
+    """Safe loader with YAML 1.2-style booleans and integers."""
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_INT = "tag:yaml.org,2002:int"
+_TenantLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_BOOL, _INT)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_TenantLoader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_TenantLoader.add_implicit_resolver(_INT, re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789"))
+
+_SCALAR_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "timestamp"))
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _short_tag(tag: str) -> str:
+    return "!!" + tag[len("tag:yaml.org,2002:") :] if tag.startswith("tag:yaml.org,2002:") else tag
+
+
+@dataclass
+class _Document:
+    """A tenant file as plain data, with the node of every key and value by location."""
+
+    data: Any
+    values: dict[Loc, yaml.Node]
+    keys: dict[Loc, yaml.Node]
+    reported: set[Loc]
+
+
+class _FileChecker:
+    """Turns one file's text into plain data, collecting every problem with its position."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.problems: list[Problem] = []
+        self.constructor = yaml.constructor.SafeConstructor()
+
+    def add(self, node_or_mark: Any, loc: Loc, message: str) -> None:
+        mark = getattr(node_or_mark, "start_mark", node_or_mark)
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        self.problems.append(Problem(self.path, line, col, field_path(loc), message))
+
+    def parse(self, text: str) -> _Document | None:
+        try:
+            too_deep = _too_deep(text)
+            if too_deep is not None:
+                self.add(too_deep, (), f"the document is nested more than {MAX_DEPTH} levels deep")
+                return None
+            loader = _TenantLoader(text)
+            try:
+                root = loader.get_single_node()
+            finally:
+                loader.dispose()
+        except yaml.MarkedYAMLError as exc:
+            if "expected a single document" in f"{exc.context} {exc.problem}":
+                self.add(exc.problem_mark, (), "a tenant file holds one YAML document; a second one starts here")
+            else:
+                detail = exc.problem or exc.context or "invalid YAML"
+                self.add(exc.problem_mark or exc.context_mark, (), f"YAML syntax error: {detail}")
+            return None
+        except yaml.YAMLError as exc:
+            self.add(None, (), f"YAML syntax error: {exc}")
+            return None
+        if root is None:
+            self.problems.append(Problem(self.path, 1, 1, "", "the file is empty; expected the tenant's fields"))
+            return None
+        if not self._within_budget(root):
+            return None
+        if not isinstance(root, yaml.MappingNode):
+            self.add(root, (), f"expected a mapping of tenant fields, found {self._kind(root)}")
+            return None
+        doc = _Document(None, {}, {}, set())
+        doc.data = self._build(root, (), doc)
+        return doc
+
+    @staticmethod
+    def _kind(node: yaml.Node) -> str:
+        if isinstance(node, yaml.MappingNode):
+            return "a mapping"
+        if isinstance(node, yaml.SequenceNode):
+            return "a list"
+        return f"the value {show(node.value)}"
+
+    def _within_budget(self, root: yaml.Node) -> bool:
+        """Count nodes as if every alias were expanded, without expanding anything."""
+        sizes: dict[int, int] = {}
+        active: set[int] = set()
+
+        def size(node: yaml.Node) -> int:
+            key = id(node)
+            if key in sizes:
+                return sizes[key]
+            if key in active:
+                raise _Recursive(node)
+            total = 1
+            if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+                active.add(key)
+                children: Iterator[yaml.Node] = (
+                    (c for pair in node.value for c in pair) if isinstance(node, yaml.MappingNode) else iter(node.value)
+                )
+                for child in children:
+                    total += size(child)
+                    if total > MAX_EXPANDED_NODES:
+                        break
+                active.discard(key)
+            sizes[key] = total
+            return total
+
+        try:
+            total = size(root)
+        except _Recursive as exc:
+            self.add(exc.node, (), "an alias refers to the node that contains it (recursive YAML)")
+            return False
+        except RecursionError:
+            self.add(root, (), "the document is nested too deeply")
+            return False
+        if total > MAX_EXPANDED_NODES:
+            self.add(
+                root,
+                (),
+                f"anchors and aliases expand this document beyond {MAX_EXPANDED_NODES} nodes "
+                "(an alias bomb?); write the values out instead",
+            )
+            return False
+        return True
+
+    def _build(self, node: yaml.Node, loc: Loc, doc: _Document) -> Any:
+        doc.values[loc] = node
+        if isinstance(node, yaml.MappingNode):
+            if node.tag != _MAP_TAG:
+                return self._refuse_tag(node, loc, doc)
+            out: dict[str, Any] = {}
+            seen: dict[str, yaml.Node] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == _MERGE_TAG:
+                    self.add(key_node, loc, "merge keys ('<<') are not supported; write the keys out")
+                    continue
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
+                    shown = show(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "a collection"
+                    self.add(key_node, loc, f"keys must be text, found {shown}")
+                    continue
+                key = key_node.value
+                if key in seen:
+                    first = seen[key].start_mark
+                    self.add(
+                        key_node,
+                        (*loc, key),
+                        f"duplicate key (first defined at line {first.line + 1})",
+                    )
+                    continue
+                seen[key] = key_node
+                doc.keys[(*loc, key)] = key_node
+                out[key] = self._build(value_node, (*loc, key), doc)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != _SEQ_TAG:
+                return self._refuse_tag(node, loc, doc)
+            return [self._build(child, (*loc, i), doc) for i, child in enumerate(node.value)]
+        if node.tag not in _SCALAR_TAGS:
+            return self._refuse_tag(node, loc, doc)
+        if node.tag == "tag:yaml.org,2002:str":
+            kind = credential_kind(node.value)
+            if kind:
+                self.add(node, loc, f"looks like a credential ({kind}); credentials belong in Vault")
+                doc.reported.add(loc)
+                return _Redacted()
+            return node.value
+        try:
+            return self.constructor.construct_object(node)
+        except (ValueError, OverflowError, yaml.YAMLError):
+            what = "date" if node.tag.endswith(":timestamp") else _short_tag(node.tag)[2:]
+            self.add(node, loc, f"{show(node.value)} is not a valid {what}")
+            doc.reported.add(loc)
+            return _Redacted()
+
+    def _refuse_tag(self, node: yaml.Node, loc: Loc, doc: _Document) -> Any:
+        self.add(node, loc, f"tag '{_short_tag(node.tag)}' is not allowed; use plain YAML values")
+        doc.reported.add(loc)
+        return _Redacted()
+
+
+def _too_deep(text: str) -> Any:
+    """The YAML mark where the document first nests deeper than :data:`MAX_DEPTH`, or ``None``.
+
+    The composer recurses once per level, so a file of a few hundred kilobytes of ``[`` would
+    otherwise exhaust the stack before any rule could report it.
+    """
+    loader = _TenantLoader(text)
+    depth = 0
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return event.start_mark
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    finally:
+        loader.dispose()
+    return None
+
+
+class _Recursive(Exception):
+    def __init__(self, node: yaml.Node) -> None:
+        super().__init__("recursive alias")
+        self.node = node
+
+
+class _Redacted(str):
+    """Stands in for a value already reported (a credential, a refused tag), so no later message
+    repeats it or reports it twice."""
+
+    def __new__(cls) -> _Redacted:
+        return super().__new__(cls, "")
+
+
+# --------------------------------------------------------------------------------------------------
+# Pydantic errors → file positions and plain messages
+# --------------------------------------------------------------------------------------------------
+
+_TYPE_WORDS = {
+    "string_type": "text",
+    "int_type": "a whole number",
+    "int_from_float": "a whole number",
+    "bool_type": "true or false",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+}
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, _Redacted):
+        return "a value"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"the text {show(value)}"
+    if isinstance(value, date):
+        return f"the date {value.isoformat()}"
+    return f"the number {value}"
+
+
+def _allowed_keys(model: type[BaseModel]) -> list[str]:
+    return list(model.model_fields)
+
+
+def _model_at(loc: Loc) -> type[BaseModel] | None:
+    """The model class that owns the mapping at ``loc`` (for suggesting keys)."""
+    model: type[BaseModel] = TenantSpec
+    rest = list(loc)
+    while rest:
+        part = rest.pop(0)
+        if not isinstance(part, str) or part not in model.model_fields:
+            return None
+        if model is TenantSpec and part == "secrets":
+            if not rest:
+                return None
+            rest.pop(0)
+            model = ServiceSecretsSpec
+            continue
+        annotation = model.model_fields[part].annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            return None
+    return model
+
+
+def _message(error: Any, loc: Loc) -> tuple[Loc, str]:
+    """The location (possibly refined) and a plain message for one pydantic error."""
+    kind = error["type"]
+    value = error.get("input")
+    ctx = error.get("ctx") or {}
+    if kind == "missing":
+        return loc, "required field is missing"
+    if kind == "extra_forbidden":
+        model = _model_at(loc[:-1])
+        allowed = _allowed_keys(model) if model else []
+        hint = _closest(str(loc[-1]), allowed)
+        return loc, (f"unknown key{hint}" if hint else f"unknown key; allowed: {', '.join(allowed)}")
+    if kind == "value_error":
+        exc = ctx.get("error")
+        if isinstance(exc, FieldProblem):
+            return (*loc, *exc.at), str(exc)
+        return loc, str(exc) if exc is not None else error["msg"]
+    if kind in _TYPE_WORDS:
+        return loc, f"expected {_TYPE_WORDS[kind]}, got {_describe(value)}"
+    if kind == "literal_error":
+        return loc, f"{show(value)} is not one of {ctx.get('expected', '')}"
+    if kind.startswith("date") or kind.startswith("datetime"):
+        return loc, f"expected a date such as 2027-03-31, got {_describe(value)}"
+    if kind in ("greater_than_equal", "greater_than"):
+        return loc, f"must be at least {ctx.get('ge', ctx.get('gt'))}, got {_describe(value)}"
+    if kind in ("less_than_equal", "less_than"):
+        return loc, f"must be at most {ctx.get('le', ctx.get('lt'))}, got {_describe(value)}"
+    return loc, error["msg"]
+
+
+def _position(doc: _Document, loc: Loc, kind: str) -> yaml.Node | None:
+    """The node to point at: the key for unknown keys, the value otherwise, the parent when missing."""
+    if kind == "extra_forbidden" and loc in doc.keys:
+        return doc.keys[loc]
+    probe = loc
+    while probe not in doc.values and probe:
+        probe = probe[:-1]
+    return doc.values.get(probe)
+
+
+def _validate(checker: _FileChecker, doc: _Document) -> TenantSpec | None:
+    try:
+        return TenantSpec.model_validate(doc.data)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            loc: Loc = tuple(error["loc"])
+            if error["type"] == "literal_error" and loc and loc[-1] == "[key]":
+                loc = loc[:-1]
+                error = {**error, "type": "key_literal"}
+            if error["type"] != "extra_forbidden" and any(loc[: len(r)] == r for r in doc.reported):
+                continue  # already reported (and never echoed when it looks like a credential)
+            if error["type"] == "key_literal":
+                node = doc.keys.get(loc) or _position(doc, loc, "")
+                checker.add(
+                    node,
+                    loc,
+                    f"{show(loc[-1])} is not a service{_closest(str(loc[-1]), SERVICES)} "
+                    f"(services: {', '.join(SERVICES)})",
+                )
+                continue
+            loc, message = _message(error, loc)
+            node = _position(doc, loc, error["type"])
+            near = _near(error, loc)
+            if loc not in doc.values and near in doc.values:
+                node = doc.values[near]
+            checker.add(node, loc, message)
+        return None
+
+
+def _near(error: Any, loc: Loc) -> Loc:
+    exc = (error.get("ctx") or {}).get("error")
+    if isinstance(exc, FieldProblem) and exc.near and loc:
+        return (*loc[:-1], exc.near)
+    return loc
+
+
+# --------------------------------------------------------------------------------------------------
+# Files, folders and rules across files
+# --------------------------------------------------------------------------------------------------
+
+
+def _expand(paths: Sequence[str | os.PathLike[str]], problems: list[Problem]) -> list[str]:
+    """Tenant files named by ``paths``: files as given, folders' ``*.yaml`` sorted, globs expanded."""
+    files: list[str] = []
+    seen: set[str] = set()
+
+    def add(name: str) -> None:
+        key = os.path.realpath(name)
+        if key not in seen:
+            seen.add(key)
+            files.append(name)
+
+    for raw in paths:
+        given = os.fspath(raw)
+        if os.path.isdir(given):
+            found = sorted(e.name for e in os.scandir(given) if e.name.endswith(".yaml") and e.is_file())
+            if not found:
+                problems.append(Problem(given, 0, 0, "", "no tenant files (*.yaml) in this folder"))
+            for name in found:
+                add(os.path.join(given, name))
+        elif os.path.exists(given):
+            add(given)
+        elif glob.has_magic(given):
+            matches = sorted(glob.glob(given))
+            if not matches:
+                problems.append(Problem(given, 0, 0, "", "no files match this pattern"))
+            for name in matches:
+                add(name)
+        else:
+            problems.append(Problem(given, 0, 0, "", "cannot read: no such file or folder"))
+    return files
+
+
+def _read(path: str, problems: list[Problem]) -> str | None:
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        problems.append(Problem(path, 0, 0, "", f"cannot read: {(exc.strerror or str(exc)).lower()}"))
+        return None
+    if len(raw) > MAX_FILE_BYTES:
+        problems.append(Problem(path, 0, 0, "", f"file is larger than {MAX_FILE_BYTES} bytes"))
+        return None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        problems.append(Problem(path, line, col, "", "the file is not UTF-8 text"))
+        return None
+
+
+@dataclass
+class _Claim:
+    path: str
+    where: str
+
+
+def _node_where(path: str, node: yaml.Node | None) -> str:
+    if node is None:
+        return path
+    return f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+
+
+def _cross_checks(
+    checker: _FileChecker,
+    doc: _Document,
+    ruts: dict[str, _Claim],
+    slugs: dict[str, _Claim],
+    hosts: dict[str, _Claim],
+) -> None:
+    """Rules that need the file name or the other files: slug = file stem, unique RUT/slug/hostnames."""
+    data = doc.data
+    path = checker.path
+    stem = Path(path).stem if Path(path).suffix in (".yaml", ".yml") else Path(path).name
+
+    rut_value = data.get("rut")
+    if isinstance(rut_value, str | int) and not isinstance(rut_value, bool | _Redacted):
+        normal: str | None
+        try:
+            normal = normalise_rut(rut_value)
+        except ValueError:
+            normal = None
+        if normal is not None:
+            node = doc.values.get(("rut",))
+            if normal in ruts:
+                other = ruts[normal]
+                checker.add(node, ("rut",), f"{show(rut_value)} is RUT {normal}, already used by {other.where}")
+            else:
+                ruts[normal] = _Claim(path, _node_where(path, node))
+
+    slug = data.get("slug")
+    if not isinstance(slug, str) or isinstance(slug, _Redacted) or slug_error(slug):
+        return
+    slug_node = doc.values.get(("slug",))
+    if slug != stem:
+        checker.add(slug_node, ("slug",), f"{show(slug)} differs from the file name; rename the file to {slug}.yaml")
+    if slug in slugs:
+        checker.add(slug_node, ("slug",), f"{show(slug)} is already used by {slugs[slug].where}")
+        return
+    slugs[slug] = _Claim(path, _node_where(path, slug_node))
+
+    labels: list[tuple[str, Loc]] = [(naming.app_hostname(slug, "<zone>"), ("slug",))]
+    products = data.get("products")
+    if isinstance(products, list):
+        for index, product in enumerate(products):
+            if isinstance(product, str) and product in PRODUCTS:
+                labels.append((naming.product_hostname(slug, product, "<zone>"), ("products", index)))
+    mine: set[str] = set()
+    for host, loc in labels:
+        if host in mine:
+            continue
+        mine.add(host)
+        node = doc.values.get(loc)
+        if host in hosts:
+            other = hosts[host]
+            checker.add(node, loc, f"hostname {host} is also claimed by {other.where}")
+        else:
+            hosts[host] = _Claim(path, _node_where(path, node))
+
+
+def check_files(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[TenantSpec], list[Problem], int]:
+    """Validate tenant files; returns the valid specs, every problem found, and how many files were read."""
+    problems: list[Problem] = []
+    files = _expand(paths, problems)
+    specs: list[TenantSpec] = []
+    ruts: dict[str, _Claim] = {}
+    slugs: dict[str, _Claim] = {}
+    hosts: dict[str, _Claim] = {}
+    for path in files:
+        text = _read(path, problems)
+        if text is None:
+            continue
+        checker = _FileChecker(path)
+        doc = checker.parse(text)
+        if doc is not None:
+            spec = _validate(checker, doc)
+            _cross_checks(checker, doc, ruts, slugs, hosts)
+            if spec is not None and not checker.problems:
+                specs.append(spec)
+        problems.extend(sorted(checker.problems, key=lambda p: (p.line, p.col)))
+    return specs, problems, len(files)
+
+
+def load_tenants(paths: Sequence[str | os.PathLike[str]]) -> list[TenantSpec]:
+    """Every tenant in ``paths`` (files, folders of ``*.yaml``, or glob patterns), in file order.
+
+    Raises :class:`SpecError` listing every problem in every file when any file is not valid, so a bad
+    file never yields a partial deployment.
+    """
+    specs, problems, _ = check_files(paths)
+    if problems:
+        raise SpecError(problems)
+    return specs
