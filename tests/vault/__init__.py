@@ -1,0 +1,1 @@
+"""Vault: the KV v2 / ACL policy / AppRole providers, their test double and contract tests."""
