@@ -1,0 +1,243 @@
+"""A platform database on the throwaway cluster, provisioned the way production is.
+
+The superuser plays the database administrator: it creates the database and runs ``sql/provisioner.sql``.
+Everything after that goes through the real provider host as ``smarteros_provisioner`` (CREATEROLE, not a
+superuser): the shared schema, then each tenant's registry rows, role, grants and binding. The
+provisioner's statements that write anything are logged (``log_statement = mod`` on that role only), so
+tests can count them in the server log.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from stdnum.cl import rut as cl_rut
+
+from components import naming
+from components.catalog import TENANT_TABLES
+from components.database import SQL_DIR, schema_files
+from components.providers.postgres import (
+    SharedSchemaProvider,
+    TableGrantsProvider,
+    TenantBindingProvider,
+    TenantRecordProvider,
+    TenantRoleProvider,
+)
+from tests.harness.postgres import PostgresServer
+from tests.harness.provider_host import ProviderHost, urn
+
+DBNAME = "smarteros"
+PROVISIONER = "smarteros_provisioner"
+STACK = "smarteros/test"
+
+
+def make_rut(body: int) -> str:
+    """A valid RUT in normal form for a body number."""
+    return f"{body}-{cl_rut.calc_check_digit(str(body))}"
+
+
+def record_props(rut: str, slug: str, **extra: Any) -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "rut": rut,
+        "slug": slug,
+        "name": f"Empresa {slug}",
+        "type": "customer",
+        "status": "active",
+        "plan": "pro",
+        "products": ["chat", "erp"],
+        "hostnames": [f"{slug}.example.cl", f"{slug}-chat.example.cl"],
+        "stack": STACK,
+    }
+    props.update(extra)
+    return props
+
+
+def role_props(rut: str, **extra: Any) -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "role_name": naming.role_name(rut),
+        "tenant_rut": rut,
+        "connection_limit": 5,
+        "statement_timeout": "30s",
+        "stack": STACK,
+    }
+    props.update(extra)
+    return props
+
+
+def grant_props(rut: str, tables: list[str] | None = None, privileges: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "role_name": naming.role_name(rut),
+        "tenant_rut": rut,
+        "tables": sorted(tables if tables is not None else TENANT_TABLES),
+        "privileges": sorted(privileges if privileges is not None else ["select", "insert", "update", "delete"]),
+    }
+
+
+def binding_props(rut: str) -> dict[str, Any]:
+    return {"role_name": naming.role_name(rut), "tenant_rut": rut}
+
+
+@dataclass
+class Resource:
+    """One provisioned resource: the provider, its URN, id, inputs and last outputs."""
+
+    provider: Any
+    urn: str
+    inputs: dict[str, Any]
+    id: str = ""
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Tenant:
+    rut: str
+    slug: str
+    record: Resource
+    role: Resource
+    grants: Resource
+    binding: Resource
+
+    @property
+    def role_name(self) -> str:
+        return naming.role_name(self.rut)
+
+    @property
+    def password(self) -> str:
+        return str(self.role.outputs["password"])
+
+    def resources(self) -> list[Resource]:
+        return [self.record, self.role, self.grants, self.binding]
+
+
+@dataclass
+class Platform:
+    server: PostgresServer
+    host: ProviderHost
+    provisioner_password: str
+    schema: Resource
+
+    def admin(self) -> psycopg.Connection[Any]:
+        """The superuser on the platform database (bypasses RLS, as the platform's admin)."""
+        return self.server.connect(dbname=DBNAME)
+
+    def as_tenant(self, tenant: Tenant) -> psycopg.Connection[Any]:
+        return self.server.connect(user=tenant.role_name, password=tenant.password, dbname=DBNAME)
+
+    def provisioner(self) -> psycopg.Connection[Any]:
+        return self.server.connect(user=PROVISIONER, password=self.provisioner_password, dbname=DBNAME)
+
+    def create(self, resource: Resource) -> Resource:
+        check = self.host.check(resource.provider, resource.urn, {}, resource.inputs)
+        assert check.failures == [], check.failures
+        resource.id, resource.outputs = self.host.create(resource.provider, resource.urn, check.inputs)
+        return resource
+
+    def update(self, resource: Resource, inputs: dict[str, Any]) -> Resource:
+        check = self.host.check(resource.provider, resource.urn, resource.inputs, inputs)
+        assert check.failures == [], check.failures
+        resource.outputs = self.host.update(resource.provider, resource.id, resource.urn, resource.outputs, inputs)
+        resource.inputs = check.inputs
+        return resource
+
+    def refresh(self, resource: Resource) -> tuple[str, dict[str, Any]]:
+        """Read (as ``pulumi refresh`` does) and keep the live outputs."""
+        found, outputs, _ = self.host.read(resource.provider, resource.id, resource.urn, resource.outputs)
+        if found:
+            resource.outputs = outputs
+        return found, outputs
+
+    def diff(self, resource: Resource, inputs: dict[str, Any] | None = None) -> Any:
+        news = inputs if inputs is not None else resource.inputs
+        return self.host.diff(resource.provider, resource.id, resource.urn, resource.outputs, news)
+
+    def delete(self, resource: Resource) -> None:
+        self.host.delete(resource.provider, resource.id, resource.urn, resource.outputs)
+
+    def onboard(self, rut: str, slug: str, **grants: Any) -> Tenant:
+        """Everything a Database component creates for a tenant, in dependency order."""
+        tenant = Tenant(
+            rut=rut,
+            slug=slug,
+            record=Resource(
+                TenantRecordProvider(),
+                urn("pulumi-python:dynamic/postgres:TenantRecord", f"{rut}-record"),
+                record_props(rut, slug),
+            ),
+            role=Resource(
+                TenantRoleProvider(), urn("pulumi-python:dynamic/postgres:TenantRole", f"{rut}-role"), role_props(rut)
+            ),
+            grants=Resource(
+                TableGrantsProvider(),
+                urn("pulumi-python:dynamic/postgres:TableGrants", f"{rut}-grants"),
+                grant_props(rut, **grants),
+            ),
+            binding=Resource(
+                TenantBindingProvider(),
+                urn("pulumi-python:dynamic/postgres:TenantBinding", f"{rut}-binding"),
+                binding_props(rut),
+            ),
+        )
+        for resource in tenant.resources():
+            self.create(resource)
+        return tenant
+
+    def offboard(self, tenant: Tenant) -> None:
+        for resource in reversed(tenant.resources()):
+            self.delete(resource)
+
+
+def bootstrap_database(server: PostgresServer, provisioner_password: str) -> None:
+    """What the database administrator does once: the database, the roles script, the password."""
+    server.create_database(DBNAME)
+    with server.connect(dbname=DBNAME) as admin:
+        admin.execute((SQL_DIR / "provisioner.sql").read_text(encoding="utf-8").encode())
+        admin.execute(
+            psycopg.sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                psycopg.sql.Identifier(PROVISIONER), psycopg.sql.Literal(provisioner_password)
+            )
+        )
+        admin.execute(
+            psycopg.sql.SQL("ALTER ROLE {} SET log_statement = 'mod'").format(psycopg.sql.Identifier(PROVISIONER))
+        )
+
+
+def provider_config(server: PostgresServer, password: str, *, user: str = PROVISIONER) -> dict[str, Any]:
+    return {
+        "smarteros:postgres": {
+            "host": server.host,
+            "port": server.port,
+            "database": DBNAME,
+            "user": user,
+            "sslmode": "disable",
+        },
+        "smarteros:postgresPassword": password,
+    }
+
+
+@pytest.fixture(scope="session")
+def platform(postgres_server: PostgresServer, provider_host_factory: Any) -> Iterator[Platform]:
+    password = secrets.token_urlsafe(24)
+    bootstrap_database(postgres_server, password)
+    host = provider_host_factory(provider_config(postgres_server, password))
+    schema = Resource(
+        SharedSchemaProvider(),
+        urn("pulumi-python:dynamic/postgres:SharedSchema", "platform-schema"),
+        {"files": schema_files(), "tenant_tables": list(TENANT_TABLES), "stack": STACK},
+    )
+    plat = Platform(postgres_server, host, password, schema)
+    plat.create(schema)
+    yield plat
+
+
+def server_log_tail(server: PostgresServer, offset: int) -> str:
+    return Path(server.log_file).read_bytes()[offset:].decode(errors="replace")
+
+
+def server_log_size(server: PostgresServer) -> int:
+    return Path(server.log_file).stat().st_size
