@@ -1,0 +1,283 @@
+"""Benchmark: a no-change pass over N tenants' Metabase resources issues only reads.
+
+Starts the Metabase test double (connection checks off: no PostgreSQL needed) and a real provider host,
+converges the platform scaffolding and N tenants' workspaces through Check/Create, then runs the pass a
+no-change ``pulumi up --refresh`` makes: Check, Read and Diff for every resource. It prints the requests of
+each phase per HTTP method and per tenant, and fails (exit 1) if the second pass reported a change or
+issued anything but GET.
+
+    .venv/bin/python scripts/bench_metabase.py --tenants 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from stdnum.cl import rut as cl_rut
+
+from components import naming
+from components.analytics import collection_description, database_connection_name
+from components.providers import metabase as mb
+from components.providers.base import reset_sdk_pickler
+from tests.harness import provider_host
+from tests.harness.provider_host import ProviderHost, urn
+from tests.metabase.double import MetabaseDouble
+
+
+@dataclass
+class Res:
+    provider: Any
+    kind: Any
+    name: str
+    news: dict[str, Any]
+    id: str = ""
+    inputs: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def urn(self) -> str:
+        return urn(self.kind, self.name)
+
+
+_sdk_serialize = provider_host.serialize_provider
+
+
+def _serialize(provider: Any) -> str:
+    # The harness serialises the provider on every call; keep the SDK's pickler from nesting without bound.
+    reset_sdk_pickler()
+    return str(_sdk_serialize(provider))
+
+
+provider_host.serialize_provider = _serialize
+
+
+def create(host: ProviderHost, res: Res) -> Res:
+    checked = host.check(res.provider, res.urn, {}, res.news)
+    assert not checked.failures, checked.failures
+    res.inputs = checked.inputs
+    res.id, res.outputs = host.create(res.provider, res.urn, res.inputs)
+    return res
+
+
+def second_pass(host: ProviderHost, res: Res) -> bool:
+    """Check, Read, Diff as a no-change refresh-and-update does; True when a change was reported."""
+    checked = host.check(res.provider, res.urn, res.inputs, res.news)
+    found, outputs, _ = host.read(res.provider, res.id, res.urn, res.outputs)
+    assert found == res.id, f"{res.name} disappeared"
+    diff = host.diff(res.provider, res.id, res.urn, outputs, checked.inputs)
+    return bool(diff.changes)
+
+
+def tenant_resources(host: ProviderHost, rut: str, tenants_collection: int) -> list[Res]:
+    name = f"Empresa {rut}"
+    made: list[Res] = []
+    groups = {}
+    for kind in ("owners", "viewers"):
+        groups[kind] = create(
+            host,
+            Res(
+                mb.PermissionsGroupProvider(),
+                mb.PermissionsGroup,
+                f"{rut}-{kind}",
+                {"name": naming.metabase_group_name(rut, kind), "tenant": rut},
+            ),
+        )
+    made += groups.values()
+    allowed = [int(g.id) for g in groups.values()]
+    col = create(
+        host,
+        Res(
+            mb.CollectionProvider(),
+            mb.Collection,
+            f"{rut}-collection",
+            {
+                "name": naming.default_collection_name(rut, name),
+                "parent_id": tenants_collection,
+                "description": collection_description(rut, name),
+                "tenant": rut,
+            },
+        ),
+    )
+    made.append(col)
+    for kind, level in (("owners", "write"), ("viewers", "read")):
+        made.append(
+            create(
+                host,
+                Res(
+                    mb.CollectionPermissionProvider(),
+                    mb.CollectionPermission,
+                    f"{rut}-{kind}-collection",
+                    {"group_id": int(groups[kind].id), "collection_id": int(col.id), "level": level, "tenant": rut},
+                ),
+            )
+        )
+    made.append(
+        create(
+            host,
+            Res(
+                mb.CollectionIsolationProvider(),
+                mb.CollectionIsolation,
+                f"{rut}-collection-isolation",
+                {"collection_id": int(col.id), "allowed_group_ids": allowed, "tenant": rut},
+            ),
+        )
+    )
+    db = create(
+        host,
+        Res(
+            mb.DatabaseConnectionProvider(),
+            mb.DatabaseConnection,
+            f"{rut}-database",
+            {
+                "name": database_connection_name(rut, name),
+                "host": "db.internal",
+                "port": 6543,
+                "dbname": "postgres",
+                "role": naming.role_name(rut),
+                "user_template": "{role}.projectref",
+                "password": secrets.token_urlsafe(24),
+                "ssl": True,
+                "additional_options": "prepareThreshold=0",
+                "tenant": rut,
+            },
+        ),
+    )
+    made.append(db)
+    made.append(
+        create(
+            host,
+            Res(
+                mb.DatabaseIsolationProvider(),
+                mb.DatabaseIsolation,
+                f"{rut}-database-isolation",
+                {"database_id": int(db.id), "allowed_group_ids": allowed, "tenant": rut},
+            ),
+        )
+    )
+    for kind in ("owners", "viewers"):
+        made.append(
+            create(
+                host,
+                Res(
+                    mb.DataPermissionProvider(),
+                    mb.DataPermission,
+                    f"{rut}-{kind}-data",
+                    {
+                        "group_id": int(groups[kind].id),
+                        "database_id": int(db.id),
+                        "level": "query-builder",
+                        "tenant": rut,
+                    },
+                ),
+            )
+        )
+    return made
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tenants", type=int, default=100)
+    args = parser.parse_args(argv)
+
+    double = MetabaseDouble(check_connections=False).start()
+    host = ProviderHost().start()
+    try:
+        host.configure({"smarteros:metabase": {"url": double.url}, "smarteros:metabaseApiKey": double.api_key})
+        double.seed_database("smarteros (admin)", {"host": "db.internal", "dbname": "postgres"})
+        began = time.perf_counter()
+        platform = [
+            create(
+                host, Res(mb.CollectionProvider(), mb.Collection, "platform-tenants-collection", {"name": "Tenants"})
+            )
+        ]
+        tenants_collection = int(platform[0].id)
+        for key, cid in (("root", "root"), ("tenants", tenants_collection)):
+            platform.append(
+                create(
+                    host,
+                    Res(
+                        mb.CollectionPermissionProvider(),
+                        mb.CollectionPermission,
+                        f"platform-all-users-{key}-collection",
+                        {"group_id": mb.ALL_USERS_GROUP_ID, "collection_id": cid, "level": "none"},
+                    ),
+                )
+            )
+        platform.append(
+            create(
+                host,
+                Res(
+                    mb.DatabaseAccessLockdownProvider(),
+                    mb.DatabaseAccessLockdown,
+                    "platform-all-users-no-queries",
+                    {"group_id": mb.ALL_USERS_GROUP_ID, "level": "no"},
+                ),
+            )
+        )
+        ruts = [f"{b}-{cl_rut.calc_check_digit(str(b))}" for b in range(76_000_000, 76_000_000 + args.tenants)]
+        by_tenant: dict[str, list[Res]] = {}
+        first_counts: Counter[str] = Counter()
+        with double.recording() as calls:
+            for rut in ruts:
+                by_tenant[rut] = tenant_resources(host, rut, tenants_collection)
+        first_counts.update(method for method, _ in calls)
+        first_seconds = time.perf_counter() - began
+        resources = sum(len(v) for v in by_tenant.values())
+
+        began = time.perf_counter()
+        changed: list[str] = []
+        per_tenant: list[Counter[str]] = []
+        second_counts: Counter[str] = Counter()
+        second_paths: Counter[str] = Counter()
+        with double.recording() as calls:
+            for res in platform:
+                if second_pass(host, res):
+                    changed.append(res.name)
+        platform_counts = Counter(method for method, _ in calls)
+        second_counts.update(platform_counts)
+        for rut in ruts:
+            with double.recording() as calls:
+                for res in by_tenant[rut]:
+                    if second_pass(host, res):
+                        changed.append(res.name)
+            counts = Counter(method for method, _ in calls)
+            per_tenant.append(counts)
+            second_counts.update(counts)
+            second_paths.update(_shape(path) for _, path in calls)
+        second_seconds = time.perf_counter() - began
+    finally:
+        host.close()
+        double.stop()
+
+    gets = [c["GET"] for c in per_tenant]
+    print(f"tenants: {args.tenants}; resources: {resources} tenant + {len(platform)} platform")
+    print(f"first pass (create): {first_seconds:.1f}s; requests by method: {dict(sorted(first_counts.items()))}")
+    second = dict(sorted(second_counts.items()))
+    print(f"second pass (check/read/diff): {second_seconds:.1f}s; requests by method: {second}")
+    print(f"  platform: {dict(platform_counts)}")
+    print(
+        f"  per tenant: GET min {min(gets)} / max {max(gets)} / mean {sum(gets) / len(gets):.1f}; "
+        f"non-GET total {sum(sum(v for k, v in c.items() if k != 'GET') for c in per_tenant)}"
+    )
+    print("  per tenant by endpoint:", {k: v / args.tenants for k, v in sorted(second_paths.items())})
+    print(f"  resources reporting a change: {len(changed)} {changed[:5]}")
+    only_gets = set(second_counts) <= {"GET"}
+    print("RESULT:", "ok" if only_gets and not changed else "FAILED")
+    return 0 if only_gets and not changed else 1
+
+
+def _shape(path: str) -> str:
+    return "/".join(":id" if part.isdigit() else part for part in path.split("/"))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
