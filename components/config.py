@@ -47,6 +47,7 @@ class CloudflareConfig(_Section):
     account_id: str = Field("", alias="accountId")
     admin_group_id: str = Field("", alias="adminGroupId")
     app_target: str = Field("", alias="appTarget")
+    app_exposure: Literal["protected", "public"] = Field("protected", alias="appExposure")
     products: dict[Literal["chat", "erp", "automation", "store"], ProductEdge] = Field(default_factory=dict)
     ttl: int = 1
 
@@ -85,7 +86,7 @@ class MetabaseConfig(_Section):
     enabled: bool = True
     url: str = "http://127.0.0.1:3000"
     tenants_collection: str = Field("Tenants", alias="tenantsCollection")
-    database: MetabaseDatabaseConfig = Field(default_factory=MetabaseDatabaseConfig)
+    database: MetabaseDatabaseConfig = Field(default_factory=lambda: MetabaseDatabaseConfig.model_validate({}))
 
 
 class StackConfig(_Section):
@@ -93,10 +94,10 @@ class StackConfig(_Section):
 
     tenant_files: list[str] = Field(default_factory=lambda: ["tenants/*.yaml"], alias="tenantFiles")
     protect: bool = False
-    cloudflare: CloudflareConfig = Field(default_factory=CloudflareConfig)
-    postgres: PostgresConfig = Field(default_factory=PostgresConfig)
-    vault: VaultConfig = Field(default_factory=VaultConfig)
-    metabase: MetabaseConfig = Field(default_factory=MetabaseConfig)
+    cloudflare: CloudflareConfig = Field(default_factory=lambda: CloudflareConfig.model_validate({}))
+    postgres: PostgresConfig = Field(default_factory=lambda: PostgresConfig.model_validate({}))
+    vault: VaultConfig = Field(default_factory=lambda: VaultConfig.model_validate({}))
+    metabase: MetabaseConfig = Field(default_factory=lambda: MetabaseConfig.model_validate({}))
 
 
 _SECTIONS: dict[str, str] = {

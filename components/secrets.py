@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 
 import pulumi
 
-from .config import PROJECT, StackConfig
+from .config import StackConfig
 from .naming import vault_tenant_prefix
+from .providers.base import stack_marker
 from .providers.vault import VaultAppRole, VaultPolicy, VaultSecret
 
 if TYPE_CHECKING:
@@ -35,10 +36,6 @@ class SecretsArgs:
     platform_values: Mapping[str, Mapping[str, pulumi.Input[str]]] = field(default_factory=dict)
     """Extra secrets the platform manages under the tenant's subtree, by secret name then key."""
 
-
-def stack_marker() -> str:
-    """``<project>/<stack>``: written into every object's ownership marker."""
-    return f"{pulumi.get_project() or PROJECT}/{pulumi.get_stack()}"
 
 
 class Secrets(pulumi.ComponentResource):

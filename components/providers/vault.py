@@ -53,7 +53,6 @@ from pulumi.dynamic import (
     CreateResult,
     DiffResult,
     ReadResult,
-    Resource,
     ResourceProvider,
     UpdateResult,
 )
@@ -63,6 +62,8 @@ from urllib3.util.retry import Retry
 
 from components.config import VaultConfig, secret_from_raw, section_from_raw
 from components.naming import vault_policy_name, vault_secret_path, vault_tenant_prefix
+
+from .base import DynamicResource
 
 MANAGED_BY = "smarteros"
 """Value of the ``managed-by`` ownership marker."""
@@ -963,7 +964,7 @@ class AppRoleProvider(_VaultProvider):
 # --------------------------------------------------------------------------------------------------
 
 
-class VaultSecret(Resource, module="vault", name="Secret"):
+class VaultSecret(DynamicResource, module="vault", name="Secret"):
     """A tenant service's KV v2 secret at ``<mount>/tenants/<rut>/<service>``."""
 
     path: pulumi.Output[str]
@@ -1006,7 +1007,7 @@ class VaultSecret(Resource, module="vault", name="Secret"):
         super().__init__(SecretProvider(), name, props, pulumi.ResourceOptions.merge(opts, secret_opts))
 
 
-class VaultPolicy(Resource, module="vault", name="AclPolicy"):
+class VaultPolicy(DynamicResource, module="vault", name="AclPolicy"):
     """A tenant's ACL policy ``tenant-<rut>``: read and list on its own subtree only."""
 
     name: pulumi.Output[str]
@@ -1019,7 +1020,7 @@ class VaultPolicy(Resource, module="vault", name="AclPolicy"):
         super().__init__(PolicyProvider(), name, props, opts)
 
 
-class VaultAppRole(Resource, module="vault", name="AppRole"):
+class VaultAppRole(DynamicResource, module="vault", name="AppRole"):
     """A tenant's AppRole ``tenant-<rut>``, whose tokens carry only the tenant's policy."""
 
     name: pulumi.Output[str]
