@@ -43,6 +43,19 @@ class RecordedOptions:
     provider: str | None = None
 
 
+@dataclass
+class ProgramRun:
+    """What one run of a program registered, and the outputs it exported per resource URN."""
+
+    resources: list[Registered]
+    outputs: dict[str, dict[str, Any]]
+    stack_urn: str | None
+
+    @property
+    def stack_outputs(self) -> dict[str, Any]:
+        return self.outputs.get(self.stack_urn or "", {})
+
+
 @dataclass(frozen=True)
 class Registered:
     """One resource the program registered."""
@@ -102,6 +115,7 @@ def _mock_classes() -> tuple[type, type]:
             super().__init__(mocks)
             self.registered: list[Registered] = []
             self.stack_urn: str | None = None
+            self.outputs: dict[str, dict[str, Any]] = {}
 
         def RegisterResource(self, request: Any) -> Any:
             response = super().RegisterResource(request)
@@ -133,6 +147,10 @@ def _mock_classes() -> tuple[type, type]:
             )
             return response
 
+        def RegisterResourceOutputs(self, request: Any) -> Any:
+            self.outputs[request.urn] = rpc.deserialize_properties(request.outputs, keep_unknowns=True)
+            return super().RegisterResourceOutputs(request)
+
     return ProgramMocks, RecordingMonitor
 
 
@@ -162,22 +180,22 @@ def _working_directory(path: Path) -> Iterator[None]:
         os.chdir(previous)
 
 
-def run_program(
+def execute(
     program: Callable[[], None] | None = None,
     *,
     config: Mapping[str, Any] | None = None,
     secret_keys: Sequence[str] = (),
     stack: str = "test",
     root: Path = ROOT,
-) -> list[Registered]:
-    """Run ``program`` (default: the project's ``__main__.py``) under mocks and return its registrations.
+) -> ProgramRun:
+    """Run ``program`` (default: the project's ``__main__.py``) under mocks and return what it registered.
 
     ``config`` maps ``smarteros:<key>`` to a value (objects may be given as dicts). Resource inputs keep
     secrets wrapped as the SDK sends them; :func:`redacted` turns them into ``[secret]``.
     """
     import pulumi
     from pulumi.runtime import settings
-    from pulumi.runtime.stack import run_pulumi_func
+    from pulumi.runtime.stack import run_in_stack
     from pulumi.runtime.sync_await import _sync_await
 
     raw = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (config or {}).items()}
@@ -189,13 +207,26 @@ def run_program(
     settings.SETTINGS.rpc_manager.clear()
     settings.SETTINGS.outputs.clear()
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    settings.ROOT.set(None)  # the program runs in its own stack, which registers its exports
 
     def main() -> None:
         runpy.run_path(str(root / "__main__.py"), run_name="__main__")
 
     with _working_directory(root):
-        _sync_await(run_pulumi_func(program or main))
-    return list(monitor.registered)
+        _sync_await(run_in_stack(program or main))
+    return ProgramRun(list(monitor.registered), dict(monitor.outputs), monitor.stack_urn)
+
+
+def run_program(
+    program: Callable[[], None] | None = None,
+    *,
+    config: Mapping[str, Any] | None = None,
+    secret_keys: Sequence[str] = (),
+    stack: str = "test",
+    root: Path = ROOT,
+) -> list[Registered]:
+    """The registrations of :func:`execute`, in order."""
+    return execute(program, config=config, secret_keys=secret_keys, stack=stack, root=root).resources
 
 
 def redacted(resources: Sequence[Registered]) -> list[dict[str, Any]]:

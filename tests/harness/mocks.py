@@ -10,13 +10,15 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from components.graph import RecordedOptions, Registered, load_stack_file, redacted, run_program
+from components.graph import ProgramRun, RecordedOptions, Registered, execute, load_stack_file, redacted, run_program
 
 __all__ = [
+    "ProgramRun",
     "RecordedOptions",
     "Registered",
     "by_type",
     "children",
+    "execute",
     "load_stack_file",
     "redacted",
     "run_program",

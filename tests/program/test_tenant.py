@@ -1,0 +1,94 @@
+"""Everything a tenant gets, as the real program registers it under Pulumi mocks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pulumi
+import pytest
+
+from components.graph import Registered
+from tests.harness.mocks import ProgramRun, children, execute, one, run_program, stack_config
+
+TENANT = "smarteros:tenant:Tenant"
+PLATFORM = "smarteros:platform:Platform"
+
+
+@pytest.fixture(scope="module")
+def prod() -> ProgramRun:
+    return execute(config=stack_config("prod"), stack="prod")
+
+
+def subtree(resources: list[Registered], root: Registered) -> list[Registered]:
+    found, frontier = [], [root.urn]
+    while frontier:
+        urn = frontier.pop()
+        for r in children(resources, urn):
+            found.append(r)
+            frontier.append(r.urn)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("rut", "parts"),
+    [
+        ("99999999-9", ["Analytics", "Database", "Edge", "Secrets"]),
+        ("11111111-1", ["Analytics", "Database", "Edge", "Secrets"]),
+        ("0-0", ["Database", "Edge", "Secrets"]),  # analytics.enabled: false
+    ],
+)
+def test_each_shipped_tenant_is_one_component_with_one_child_per_system(
+    prod: ProgramRun, rut: str, parts: list[str]
+) -> None:
+    tenant = one(prod.resources, type=TENANT, name=rut)
+    assert tenant.parent is None
+    assert sorted(r.type.split(":")[-1] for r in children(prod.resources, tenant)) == parts
+    assert all(r.name == rut for r in children(prod.resources, tenant))
+
+
+def test_platform_is_built_once_and_no_tenant_depends_on_another(prod: ProgramRun) -> None:
+    assert len([r for r in prod.resources if r.type == PLATFORM]) == 1
+    tenants = [r for r in prod.resources if r.type == TENANT]
+    owner = {r.urn: t.name for t in tenants for r in [t, *subtree(prod.resources, t)]}
+    for urn, rut in owner.items():
+        resource = one(prod.resources, urn=urn)
+        for dependency in resource.options.depends_on:
+            assert owner.get(dependency, rut) == rut, f"{resource.name} depends on {dependency}"
+
+
+def test_stack_outputs_name_each_tenants_hostnames_path_role_and_workspace(prod: ProgramRun) -> None:
+    exported = prod.stack_outputs["tenants"]
+    assert sorted(exported) == ["0-0", "11111111-1", "99999999-9"]
+    demo = exported["11111111-1"]
+    assert demo["hostnames"] == ["demo.smarterbot.cl", "demo-chat.smarterbot.cl", "demo-erp.smarterbot.cl"]
+    assert demo["vault_path"] == "secret/tenants/11111111-1"
+    assert demo["role_name"] == "tenant_11111111_1"
+    assert exported["0-0"]["hostnames"] == ["smartermcp.smarterbot.cl", "smartermcp-automation.smarterbot.cl"]
+
+
+def test_stack_outputs_carry_no_secret_value() -> None:
+    run = execute(
+        config=stack_config("prod", cloudflareApiToken="cf-token-only-in-this-test"),
+        secret_keys=["smarteros:cloudflareApiToken"],
+        stack="prod",
+    )
+    text = json.dumps(run.stack_outputs, default=str)
+    assert "cf-token-only-in-this-test" not in text
+    assert "password" not in text
+
+
+def test_one_bad_file_among_good_ones_registers_nothing(tmp_path: Path) -> None:
+    for name in ("demo", "smarterbot"):
+        (tmp_path / f"{name}.yaml").write_text(
+            (Path("tenants") / f"{name}.yaml").read_text(encoding="utf-8"), encoding="utf-8"
+        )
+    (tmp_path / "acme.yaml").write_text(
+        "rut: 76.953.480-7\nslug: acme\nname: Acme\nstatus: active\nplan: pro\n", encoding="utf-8"
+    )
+    registered: list[Registered] = []
+    with pytest.raises(pulumi.RunError) as caught:
+        registered = run_program(config=stack_config("prod", tenantFiles=[f"{tmp_path}/*.yaml"]), stack="prod")
+    assert registered == []
+    assert "acme.yaml:1:6: rut:" in str(caught.value)
+    assert "expected 6" in str(caught.value)
