@@ -33,10 +33,10 @@ import string
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote
 
 import requests
@@ -534,6 +534,29 @@ def _is_not_found(exc: ApiFailure) -> bool:
     return exc.status == 404
 
 
+_T = TypeVar("_T")
+
+
+def _unless_absent(call: Callable[[], _T]) -> _T | None:
+    """The answer of ``call``, or None when Metabase answers 404 (the object is gone)."""
+    try:
+        return call()
+    except ApiFailure as exc:
+        if _is_not_found(exc):
+            return None
+        raise
+
+
+@contextmanager
+def _absent_is_done() -> Iterator[None]:
+    """Treat a 404 inside the block as success: removing what is already gone changes nothing."""
+    try:
+        yield
+    except ApiFailure as exc:
+        if not _is_not_found(exc):
+            raise
+
+
 @contextmanager
 def _reporting(tenant: str | None) -> Iterator[None]:
     """Turn an API failure into a one-line error naming the tenant (the host prints the last line)."""
@@ -590,6 +613,16 @@ def _check_known(news: Mapping[str, Any], field: str) -> bool:
     return field in news and not _is_unknown(news[field])
 
 
+def _edge_failures(news: Mapping[str, Any], levels: tuple[str, ...]) -> list[CheckFailure]:
+    """Problems with a permission edge's inputs: the Administrators group, or a level not in ``levels``."""
+    failures: list[CheckFailure] = []
+    if _check_known(news, "group_id") and _norm(news["group_id"]) == ADMINISTRATORS_GROUP_ID:
+        _fail(failures, "group_id", _ADMINS_REFUSED)
+    if _check_known(news, "level") and _plain(news["level"]) not in levels:
+        _fail(failures, "level", f"{_plain(news['level'])!r} is not one of: {', '.join(levels)}")
+    return failures
+
+
 # ----------------------------------------------------------------------------------------------------
 # Permissions group
 
@@ -626,12 +659,9 @@ class PermissionsGroupProvider(_MetabaseProvider):
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         inputs = _inputs(props)
         with _reporting(inputs.get("tenant")):
-            try:
-                group = self._client().get_group(int(id_))
-            except ApiFailure as exc:
-                if _is_not_found(exc):
-                    return ReadResult("", {})
-                raise
+            group = _unless_absent(lambda: self._client().get_group(int(id_)))
+        if group is None:
+            return ReadResult("", {})
         outs = {**inputs, "name": group.get("name"), "group_id": int(group["id"])}
         return ReadResult(id_, outs)
 
@@ -645,12 +675,8 @@ class PermissionsGroupProvider(_MetabaseProvider):
         inputs = _inputs(props)
         if int(id_) in (ALL_USERS_GROUP_ID, ADMINISTRATORS_GROUP_ID):
             return
-        with _reporting(inputs.get("tenant")):
-            try:
-                self._client().delete_group(int(id_))
-            except ApiFailure as exc:
-                if not _is_not_found(exc):
-                    raise
+        with _reporting(inputs.get("tenant")), _absent_is_done():
+            self._client().delete_group(int(id_))
 
 
 class PermissionsGroup(DynamicResource, module="metabase", name="PermissionsGroup"):
@@ -731,12 +757,9 @@ class CollectionProvider(_MetabaseProvider):
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         inputs = _inputs(props)
         with _reporting(inputs.get("tenant")):
-            try:
-                live = self._client().get_collection(int(id_))
-            except ApiFailure as exc:
-                if _is_not_found(exc):
-                    return ReadResult("", {})
-                raise
+            live = _unless_absent(lambda: self._client().get_collection(int(id_)))
+        if live is None:
+            return ReadResult("", {})
         return ReadResult(id_, self._outs(inputs, live))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -748,13 +771,9 @@ class CollectionProvider(_MetabaseProvider):
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         inputs = _inputs(props)
         client = self._client()
-        with _reporting(inputs.get("tenant")):
-            try:
-                if not client.get_collection(int(id_)).get("archived"):
-                    client.update_collection(int(id_), {"archived": True})
-            except ApiFailure as exc:
-                if not _is_not_found(exc):
-                    raise
+        with _reporting(inputs.get("tenant")), _absent_is_done():
+            if not client.get_collection(int(id_)).get("archived"):
+                client.update_collection(int(id_), {"archived": True})
 
 
 class Collection(DynamicResource, module="metabase", name="Collection"):
@@ -789,19 +808,21 @@ class Collection(DynamicResource, module="metabase", name="Collection"):
 # Graph edges
 
 
-def _write_edge(
-    read_level: Any,
-    write: Any,
-    desired: str,
+def _patch_graph(
+    read: Callable[[], Mapping[str, Any]],
+    patch_for: Callable[[Mapping[str, Any]], dict[str, Any]],
+    put: Callable[[int, dict[str, Any]], None],
 ) -> None:
-    """Read the revision, send one edge, retry on 409 with a fresh revision; one writer per process."""
+    """Read the graph, send the edges it still needs (nothing when the patch is empty) with its revision, and
+    retry on a 409 with a fresh revision; one writer per process."""
     with GRAPH_LOCK:
         for attempt in range(GRAPH_WRITE_ATTEMPTS):
-            revision, current = read_level()
-            if current == desired:
+            graph = read()
+            patch = patch_for(graph)
+            if not patch:
                 return
             try:
-                write(revision)
+                put(int(graph.get("revision", 0)), patch)
                 return
             except ApiFailure as exc:
                 if exc.status != 409 or attempt == GRAPH_WRITE_ATTEMPTS - 1:
@@ -819,27 +840,16 @@ class CollectionPermissionProvider(_MetabaseProvider):
     replace_fields = ("group_id", "collection_id")
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        failures: list[CheckFailure] = []
-        if _check_known(news, "group_id") and _norm(news["group_id"]) == ADMINISTRATORS_GROUP_ID:
-            _fail(failures, "group_id", _ADMINS_REFUSED)
-        if _check_known(news, "level") and _plain(news["level"]) not in COLLECTION_LEVELS:
-            allowed = ", ".join(COLLECTION_LEVELS)
-            _fail(failures, "level", f"{_plain(news['level'])!r} is not one of: {allowed}")
-        return CheckResult(news, failures)
+        return CheckResult(news, _edge_failures(news, COLLECTION_LEVELS))
 
     def _set(self, tenant: str | None, gid: int, cid: int | str, level: str) -> str:
         client = self._client()
 
-        def read_level() -> tuple[int, str]:
-            graph = client.get_collection_graph()
-            return int(graph.get("revision", 0)), collection_level(graph, gid, cid)
+        def patch_for(graph: Mapping[str, Any]) -> dict[str, Any]:
+            return {} if collection_level(graph, gid, cid) == level else collection_edge_patch(gid, cid, level)
 
         with _reporting(tenant):
-            _write_edge(
-                read_level,
-                lambda rev: client.put_collection_graph(rev, collection_edge_patch(gid, cid, level)),
-                level,
-            )
+            _patch_graph(client.get_collection_graph, patch_for, client.put_collection_graph)
         return level
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -910,24 +920,16 @@ class DataPermissionProvider(_MetabaseProvider):
     replace_fields = ("group_id", "database_id")
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        failures: list[CheckFailure] = []
-        if _check_known(news, "group_id") and _norm(news["group_id"]) == ADMINISTRATORS_GROUP_ID:
-            _fail(failures, "group_id", _ADMINS_REFUSED)
-        if _check_known(news, "level") and _plain(news["level"]) not in QUERY_LEVELS:
-            _fail(failures, "level", f"{_plain(news['level'])!r} is not one of: {', '.join(QUERY_LEVELS)}")
-        return CheckResult(news, failures)
+        return CheckResult(news, _edge_failures(news, QUERY_LEVELS))
 
     def _set(self, tenant: str | None, gid: int, dbid: int, level: str) -> None:
         client = self._client()
 
-        def read_level() -> tuple[int, str]:
-            graph = client.get_data_graph_for_database(dbid)
-            return int(graph.get("revision", 0)), query_level(graph, gid, dbid)
+        def patch_for(graph: Mapping[str, Any]) -> dict[str, Any]:
+            return {} if query_level(graph, gid, dbid) == level else data_edge_patch(gid, dbid, level)
 
         with _reporting(tenant):
-            _write_edge(
-                read_level, lambda rev: client.put_data_graph(rev, data_edge_patch(gid, dbid, level)), level
-            )
+            _patch_graph(lambda: client.get_data_graph_for_database(dbid), patch_for, client.put_data_graph)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         inputs = _inputs(props)
@@ -940,12 +942,10 @@ class DataPermissionProvider(_MetabaseProvider):
         gid_text, _, db_text = id_.partition(":")
         gid, dbid = int(gid_text), int(db_text)
         with _reporting(inputs.get("tenant")):
-            try:
-                level = query_level(self._client().get_data_graph_for_database(dbid), gid, dbid)
-            except ApiFailure as exc:
-                if _is_not_found(exc):
-                    return ReadResult("", {})
-                raise
+            graph = _unless_absent(lambda: self._client().get_data_graph_for_database(dbid))
+        if graph is None:
+            return ReadResult("", {})
+        level = query_level(graph, gid, dbid)
         return ReadResult(id_, {**inputs, "group_id": gid, "database_id": dbid, "level": level})
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -960,14 +960,9 @@ class DataPermissionProvider(_MetabaseProvider):
         gid, dbid = int(gid_text), int(db_text)
         client = self._client()
         with _reporting(inputs.get("tenant")):
-            try:
-                graph = client.get_data_graph_for_database(dbid)
-            except ApiFailure as exc:
-                if _is_not_found(exc):
-                    return
-                raise
-            if str(gid) not in (graph.get("groups") or {}):
-                return  # the group is gone: no edge left to close
+            graph = _unless_absent(lambda: client.get_data_graph_for_database(dbid))
+        if graph is None or str(gid) not in (graph.get("groups") or {}):
+            return  # the database or the group is gone: no edge left to close
         self._set(inputs.get("tenant"), gid, dbid, "no")
 
 
@@ -1000,30 +995,18 @@ class DatabaseAccessLockdownProvider(_MetabaseProvider):
     replace_fields = ("group_id",)
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        failures: list[CheckFailure] = []
-        if _check_known(news, "group_id") and _norm(news["group_id"]) == ADMINISTRATORS_GROUP_ID:
-            _fail(failures, "group_id", _ADMINS_REFUSED)
-        if _check_known(news, "level") and _plain(news["level"]) not in QUERY_LEVELS:
-            _fail(failures, "level", f"{_plain(news['level'])!r} is not one of: {', '.join(QUERY_LEVELS)}")
-        return CheckResult({**news, "open_databases": []}, failures)
+        return CheckResult({**news, "open_databases": []}, _edge_failures(news, QUERY_LEVELS))
 
     def _apply(self, inputs: Mapping[str, Any]) -> None:
         gid, level = _int(inputs["group_id"]), str(inputs["level"])
         client = self._client()
-        with _reporting(inputs.get("tenant")), GRAPH_LOCK:
-            for attempt in range(GRAPH_WRITE_ATTEMPTS):
-                graph = client.get_data_graph_for_group(gid)
-                targets = open_databases(graph, gid, level)
-                if not targets:
-                    return
-                patch = {str(gid): {str(db): {"create-queries": level} for db in targets}}
-                try:
-                    client.put_data_graph(int(graph.get("revision", 0)), patch)
-                    return
-                except ApiFailure as exc:
-                    if exc.status != 409 or attempt == GRAPH_WRITE_ATTEMPTS - 1:
-                        raise
-                    time.sleep(0.05 * (attempt + 1))
+
+        def patch_for(graph: Mapping[str, Any]) -> dict[str, Any]:
+            targets = open_databases(graph, gid, level)
+            return {str(gid): {str(db): {"create-queries": level} for db in targets}} if targets else {}
+
+        with _reporting(inputs.get("tenant")):
+            _patch_graph(lambda: client.get_data_graph_for_group(gid), patch_for, client.put_data_graph)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         inputs = _inputs(props)
@@ -1111,20 +1094,14 @@ class _IsolationProvider(_MetabaseProvider):
         key = self._key(inputs)
         inputs = {**inputs, self.key_field: key}
         client = self._client()
-        with _reporting(inputs.get("tenant")), GRAPH_LOCK:
-            for attempt in range(GRAPH_WRITE_ATTEMPTS):
-                graph = self._graph(client, key)
-                targets = self._open(graph, inputs)
-                if not targets:
-                    break
-                patch = {str(gid): {str(key): self._edge(key)} for gid in targets}
-                try:
-                    self._put(client, int(graph.get("revision", 0)), patch)
-                    break
-                except ApiFailure as exc:
-                    if exc.status != 409 or attempt == GRAPH_WRITE_ATTEMPTS - 1:
-                        raise
-                    time.sleep(0.05 * (attempt + 1))
+
+        def patch_for(graph: Mapping[str, Any]) -> dict[str, Any]:
+            return {str(gid): {str(key): self._edge(key)} for gid in self._open(graph, inputs)}
+
+        with _reporting(inputs.get("tenant")):
+            _patch_graph(
+                lambda: self._graph(client, key), patch_for, lambda rev, patch: self._put(client, rev, patch)
+            )
         return {**inputs, "open_groups": []}
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -1136,12 +1113,9 @@ class _IsolationProvider(_MetabaseProvider):
         key = int(id_) if self.data else _collection_ref(id_)
         inputs[self.key_field] = key
         with _reporting(inputs.get("tenant")):
-            try:
-                graph = self._graph(self._client(), key)
-            except ApiFailure as exc:
-                if _is_not_found(exc):
-                    return ReadResult("", {})
-                raise
+            graph = _unless_absent(lambda: self._graph(self._client(), key))
+        if graph is None:
+            return ReadResult("", {})
         return ReadResult(id_, {**inputs, "open_groups": self._open(graph, inputs)})
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -1183,7 +1157,28 @@ class DatabaseIsolationProvider(_IsolationProvider):
         client.put_data_graph(revision, patch)
 
 
-class CollectionIsolation(DynamicResource, module="metabase", name="CollectionIsolation"):
+class _Isolation(DynamicResource):
+    """One object kept closed by an :class:`_IsolationProvider`, keyed by the provider's ``key_field``."""
+
+    def __init__(
+        self,
+        provider: _IsolationProvider,
+        name: str,
+        key: Input[int],
+        allowed_group_ids: list[Input[int]],
+        tenant: str | None,
+        opts: ResourceOptions | None,
+    ) -> None:
+        props = {
+            provider.key_field: key,
+            "allowed_group_ids": allowed_group_ids,
+            "tenant": tenant,
+            "open_groups": [],
+        }
+        super().__init__(provider, name, props, opts)
+
+
+class CollectionIsolation(_Isolation, module="metabase", name="CollectionIsolation"):
     """Keeps one collection closed (``none``) to every group except the allowed ones and Administrators.
     Owns those other groups' edges on this collection; leaves the allowed groups' edges alone."""
 
@@ -1196,16 +1191,10 @@ class CollectionIsolation(DynamicResource, module="metabase", name="CollectionIs
         tenant: str | None,
         opts: ResourceOptions | None = None,
     ) -> None:
-        props = {
-            "collection_id": collection_id,
-            "allowed_group_ids": allowed_group_ids,
-            "tenant": tenant,
-            "open_groups": [],
-        }
-        super().__init__(CollectionIsolationProvider(), name, props, opts)
+        super().__init__(CollectionIsolationProvider(), name, collection_id, allowed_group_ids, tenant, opts)
 
 
-class DatabaseIsolation(DynamicResource, module="metabase", name="DatabaseIsolation"):
+class DatabaseIsolation(_Isolation, module="metabase", name="DatabaseIsolation"):
     """Keeps one database closed (create-queries ``no``) to every group except the allowed ones and
     Administrators. Owns those other groups' query levels on it; leaves view-data and the allowed groups alone."""
 
@@ -1218,13 +1207,7 @@ class DatabaseIsolation(DynamicResource, module="metabase", name="DatabaseIsolat
         tenant: str | None,
         opts: ResourceOptions | None = None,
     ) -> None:
-        props = {
-            "database_id": database_id,
-            "allowed_group_ids": allowed_group_ids,
-            "tenant": tenant,
-            "open_groups": [],
-        }
-        super().__init__(DatabaseIsolationProvider(), name, props, opts)
+        super().__init__(DatabaseIsolationProvider(), name, database_id, allowed_group_ids, tenant, opts)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -1314,12 +1297,9 @@ class DatabaseConnectionProvider(_MetabaseProvider):
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         inputs = _inputs(props)
         with _reporting(inputs.get("tenant")):
-            try:
-                live = self._client().get_database(int(id_))
-            except ApiFailure as exc:
-                if _is_not_found(exc):
-                    return ReadResult("", {})
-                raise
+            live = _unless_absent(lambda: self._client().get_database(int(id_)))
+        if live is None:
+            return ReadResult("", {})
         return ReadResult(id_, self._outs(inputs, live))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -1330,12 +1310,8 @@ class DatabaseConnectionProvider(_MetabaseProvider):
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         inputs = _inputs(props)
-        with _reporting(inputs.get("tenant")):
-            try:
-                self._client().delete_database(int(id_))
-            except ApiFailure as exc:
-                if not _is_not_found(exc):
-                    raise
+        with _reporting(inputs.get("tenant")), _absent_is_done():
+            self._client().delete_database(int(id_))
 
 
 class DatabaseConnection(DynamicResource, module="metabase", name="DatabaseConnection"):

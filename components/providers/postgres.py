@@ -33,7 +33,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import psycopg
 from psycopg import sql
@@ -127,6 +127,12 @@ def rut_of_role(role_name: str) -> str:
     """The RUT a tenant role name encodes: ``tenant_10000013_k`` -> ``10000013-K``."""
     body, digit = role_name.removeprefix("tenant_").split("_")
     return f"{body}-{digit.upper()}"
+
+
+def _role_and_rut(id_: str, props: Mapping[str, Any]) -> tuple[str, str]:
+    """The role a resource is about and its tenant's RUT: from its properties, or (on import) its id."""
+    role = props.get("role_name") or id_
+    return role, props.get("tenant_rut") or rut_of_role(role)
 
 
 def ownership_marker(stack: str, rut: str) -> str:
@@ -693,10 +699,29 @@ def _lock(conn: psycopg.Connection[Any]) -> None:
 
 
 class _PostgresProvider(ResourceProvider):
-    """Shared plumbing: settings from configure, kept off the serialised object."""
+    """Shared plumbing: settings from configure, kept off the serialised object, and the check and diff
+    every resource runs: ``inputs_model`` validates the user inputs (``kind`` names the output-only fields
+    left out of them) and ``differ`` compares old outputs with new inputs."""
 
     kind = ""
+    inputs_model: ClassVar[type[_Inputs]]
     _settings: ConnectionSettings | None = None
+
+    @staticmethod
+    def differ(olds: Mapping[str, Any], news: Mapping[str, Any]) -> Change:
+        """Old outputs against new inputs; each resource names its ``diff_*`` function here."""
+        raise NotImplementedError
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        failures = [CheckFailure(f, r) for f, r in validate(self.inputs_model, news, self.kind)]
+        return CheckResult(user_inputs(news, self.kind), failures)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        return self.differ(olds, news).result()
+
+    def _parse(self, props: Mapping[str, Any]) -> Any:
+        """The validated inputs of ``props`` (see :func:`parse`)."""
+        return parse(self.inputs_model, props, self.kind)
 
     def __getstate__(self) -> dict[str, Any]:
         # The engine pickles providers into the state; connection settings never travel with them.
@@ -738,16 +763,11 @@ class TenantRoleProvider(_PostgresProvider):
     """CRUD for a tenant's login role."""
 
     kind = "role"
-
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        failures = [CheckFailure(f, r) for f, r in validate(RoleInputs, news, self.kind)]
-        return CheckResult(user_inputs(news, self.kind), failures)
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return diff_role(olds, news).result()
+    inputs_model = RoleInputs
+    differ = staticmethod(diff_role)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        inputs: RoleInputs = parse(RoleInputs, props, self.kind)
+        inputs: RoleInputs = self._parse(props)
         password = secrets.token_urlsafe(32)
         marker = ownership_marker(inputs.stack, inputs.tenant_rut)
         role = inputs.role_name
@@ -775,8 +795,7 @@ class TenantRoleProvider(_PostgresProvider):
         return CreateResult(role, _role_outputs(inputs, live, password))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        role = props.get("role_name") or id_
-        rut = props.get("tenant_rut") or rut_of_role(role)
+        role, rut = _role_and_rut(id_, props)
         with self._reading(f"tenant {rut}", f"read of role {role}") as conn:
             live = read_role(conn, role)
         if live is None:
@@ -803,7 +822,7 @@ class TenantRoleProvider(_PostgresProvider):
         return ReadResult(id_, outs, inputs if imported else None)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        inputs: RoleInputs = parse(RoleInputs, news, self.kind)
+        inputs: RoleInputs = self._parse(news)
         password = olds.get("password") or secrets.token_urlsafe(32)
         with self._writing(f"tenant {inputs.tenant_rut}", f"ALTER ROLE {inputs.role_name}") as conn:
             _lock(conn)
@@ -818,8 +837,7 @@ class TenantRoleProvider(_PostgresProvider):
         return UpdateResult(_role_outputs(inputs, live, password))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        role = props.get("role_name") or id_
-        rut = props.get("tenant_rut") or rut_of_role(role)
+        role, rut = _role_and_rut(id_, props)
         with self._writing(f"tenant {rut}", f"DROP ROLE {role}") as conn:
             _lock(conn)
             if read_role(conn, role) is None:
@@ -896,13 +914,8 @@ class TableGrantsProvider(_PostgresProvider):
     """CRUD for the privileges one tenant role holds on the shared tables."""
 
     kind = "grants"
-
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        failures = [CheckFailure(f, r) for f, r in validate(GrantInputs, news, self.kind)]
-        return CheckResult(user_inputs(news, self.kind), failures)
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return diff_grants(olds, news).result()
+    inputs_model = GrantInputs
+    differ = staticmethod(diff_grants)
 
     def _apply(self, inputs: GrantInputs) -> dict[str, list[str]]:
         role = inputs.role_name
@@ -938,18 +951,17 @@ class TableGrantsProvider(_PostgresProvider):
             return after
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        inputs: GrantInputs = parse(GrantInputs, props, self.kind)
+        inputs: GrantInputs = self._parse(props)
         granted = self._apply(inputs)
         return CreateResult(inputs.role_name, {**inputs.model_dump(), "granted": granted})
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        inputs: GrantInputs = parse(GrantInputs, news, self.kind)
+        inputs: GrantInputs = self._parse(news)
         granted = self._apply(inputs)
         return UpdateResult({**inputs.model_dump(), "granted": granted})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        role = props.get("role_name") or id_
-        rut = props.get("tenant_rut") or rut_of_role(role)
+        role, rut = _role_and_rut(id_, props)
         with self._reading(f"tenant {rut}", f"read of grants to {role}") as conn:
             if read_role(conn, role) is None:
                 return ReadResult("", {})
@@ -962,8 +974,7 @@ class TableGrantsProvider(_PostgresProvider):
         return ReadResult(id_, {**inputs, "granted": live}, inputs)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        role = props.get("role_name") or id_
-        rut = props.get("tenant_rut") or rut_of_role(role)
+        role, rut = _role_and_rut(id_, props)
         with self._writing(f"tenant {rut}", f"REVOKE of every grant to {role}") as conn:
             if read_role(conn, role) is None:
                 return
@@ -979,16 +990,11 @@ class TenantBindingProvider(_PostgresProvider):
     """CRUD for a role's row in ``tenant_roles``."""
 
     kind = "binding"
-
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        failures = [CheckFailure(f, r) for f, r in validate(BindingInputs, news, self.kind)]
-        return CheckResult(user_inputs(news, self.kind), failures)
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return diff_binding(olds, news).result()
+    inputs_model = BindingInputs
+    differ = staticmethod(diff_binding)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        inputs: BindingInputs = parse(BindingInputs, props, self.kind)
+        inputs: BindingInputs = self._parse(props)
         sent = f"binding of {inputs.role_name} to {inputs.tenant_rut} in tenant_roles"
         with self._writing(f"tenant {inputs.tenant_rut}", sent) as conn:
             row = conn.execute(
@@ -1007,8 +1013,7 @@ class TenantBindingProvider(_PostgresProvider):
         return CreateResult(inputs.role_name, inputs.model_dump())
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        role = props.get("role_name") or id_
-        rut = props.get("tenant_rut") or rut_of_role(role)
+        role, rut = _role_and_rut(id_, props)
         with self._reading(f"tenant {rut}", f"read of tenant_roles row {role}") as conn:
             live = _binding(conn, role)
         if live is None:
@@ -1017,7 +1022,7 @@ class TenantBindingProvider(_PostgresProvider):
         return ReadResult(id_, outs, None if "tenant_rut" in props else outs)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        inputs: BindingInputs = parse(BindingInputs, news, self.kind)
+        inputs: BindingInputs = self._parse(news)
         sent = f"binding of {inputs.role_name} to {inputs.tenant_rut} in tenant_roles"
         with self._writing(f"tenant {inputs.tenant_rut}", sent) as conn:
             conn.execute(
@@ -1029,8 +1034,7 @@ class TenantBindingProvider(_PostgresProvider):
         return UpdateResult(inputs.model_dump())
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        role = props.get("role_name") or id_
-        rut = props.get("tenant_rut") or rut_of_role(role)
+        role, rut = _role_and_rut(id_, props)
         with self._writing(f"tenant {rut}", f"removal of the tenant_roles row of {role}") as conn:
             conn.execute("DELETE FROM public.tenant_roles WHERE role_name = %s", (role,))
 
@@ -1044,13 +1048,8 @@ class TenantRecordProvider(_PostgresProvider):
     """CRUD for a tenant's registry rows, upserted by RUT."""
 
     kind = "record"
-
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        failures = [CheckFailure(f, r) for f, r in validate(RecordInputs, news, self.kind)]
-        return CheckResult(user_inputs(news, self.kind), failures)
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return diff_record(olds, news).result()
+    inputs_model = RecordInputs
+    differ = staticmethod(diff_record)
 
     def _write(self, inputs: RecordInputs, creating: bool) -> dict[str, Any]:
         marker = ownership_marker(inputs.stack, inputs.rut)
@@ -1126,11 +1125,11 @@ class TenantRecordProvider(_PostgresProvider):
         return _record_outputs(inputs)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        inputs: RecordInputs = parse(RecordInputs, props, self.kind)
+        inputs: RecordInputs = self._parse(props)
         return CreateResult(inputs.rut, self._write(inputs, creating=True))
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        inputs: RecordInputs = parse(RecordInputs, news, self.kind)
+        inputs: RecordInputs = self._parse(news)
         return UpdateResult(self._write(inputs, creating=False))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -1198,13 +1197,8 @@ class SharedSchemaProvider(_PostgresProvider):
     """Applies the shared schema; deleting it leaves every table, row and policy in place."""
 
     kind = "schema"
-
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        failures = [CheckFailure(f, r) for f, r in validate(SchemaInputs, news, self.kind)]
-        return CheckResult(user_inputs(news, self.kind), failures)
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return diff_schema(olds, news).result()
+    inputs_model = SchemaInputs
+    differ = staticmethod(diff_schema)
 
     def _apply(self, inputs: SchemaInputs) -> dict[str, Any]:
         with self._connected("platform") as s:
@@ -1224,11 +1218,11 @@ class SharedSchemaProvider(_PostgresProvider):
         return {**inputs.model_dump(), "rls_tables": guarded}
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        inputs: SchemaInputs = parse(SchemaInputs, props, self.kind)
+        inputs: SchemaInputs = self._parse(props)
         return CreateResult(f"{inputs.stack}/{SCHEMA}", self._apply(inputs))
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        inputs: SchemaInputs = parse(SchemaInputs, news, self.kind)
+        inputs: SchemaInputs = self._parse(news)
         return UpdateResult(self._apply(inputs))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:

@@ -40,7 +40,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 from urllib.parse import quote
 
 import hvac.adapters
@@ -831,12 +831,81 @@ class SecretProvider(_VaultProvider):
 
 
 # --------------------------------------------------------------------------------------------------
-# ACL policy
+# Objects named tenant-<rut>: ACL policy and AppRole
 # --------------------------------------------------------------------------------------------------
 
 
-class PolicyProvider(_VaultProvider):
+class _TenantObjectProvider(_VaultProvider):
+    """CRUD for a Vault object named ``tenant-<rut>`` that is written whole: read what is live, refuse to
+    take over a foreign one on create, write the desired value, and report live state on read.
+
+    ``noun`` names the object in messages; the hooks do the per-kind work.
+    """
+
+    noun: ClassVar[str] = ""
+
+    def _desired(self, props: Mapping[str, Any]) -> Any:
+        """What to write for these inputs."""
+        raise NotImplementedError
+
+    def _refusal(self, live: Any, desired: Any, props: Mapping[str, Any]) -> str | None:
+        """Why an existing object must not be taken over on create, or None when it may."""
+        raise NotImplementedError
+
+    def _outputs(self, props: Mapping[str, Any], live: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _live_read(self, api: VaultApi, name: str) -> Any | None:
+        raise NotImplementedError
+
+    def _live_write(self, api: VaultApi, name: str, desired: Any) -> None:
+        raise NotImplementedError
+
+    def _live_delete(self, api: VaultApi, name: str) -> None:
+        raise NotImplementedError
+
+    def _write(self, props: Mapping[str, Any], creating: bool) -> dict[str, Any]:
+        rut = str(props["rut"])
+        name = vault_policy_name(rut)
+        desired = self._desired(props)
+        api = self._api(rut)
+        if creating:
+            with _vault_errors(rut, f"read {self.noun} {name}"):
+                live = self._live_read(api, name)
+            why = None if live is None else self._refusal(live, desired, props)
+            if why is not None:
+                _refuse(rut, f"{self.noun} {name}", why)
+        with _vault_errors(rut, f"write {self.noun} {name}"):
+            self._live_write(api, name, desired)
+        return self._outputs(props, desired)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        outs = self._write(props, creating=True)
+        return CreateResult(outs["name"], outs)
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        return UpdateResult(self._write(news, creating=False))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        rut = str(props.get("rut") or "")
+        name = vault_policy_name(rut) if rut else id_
+        with _vault_errors(rut or name, f"read {self.noun} {name}"):
+            live = self._live_read(self._api(rut or name), name)
+        if live is None:
+            return ReadResult("", {})
+        return ReadResult(name, self._outputs({**props, "name": name}, live))
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        rut = str(props.get("rut") or id_)
+        name = vault_policy_name(str(props["rut"])) if props.get("rut") else id_
+        with _vault_errors(rut, f"delete {self.noun} {name}"):
+            self._live_delete(self._api(rut), name)
+
+
+class PolicyProvider(_TenantObjectProvider):
     """CRUD for a tenant's ACL policy."""
+
+    noun = "policy"
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         inputs = dict(news)
@@ -846,61 +915,39 @@ class PolicyProvider(_VaultProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         return diff_policy(olds, news).result()
 
-    @staticmethod
-    def _outputs(props: Mapping[str, Any], text: str, stack: str) -> dict[str, Any]:
+    def _desired(self, props: Mapping[str, Any]) -> str:
+        rut, stack = str(props["rut"]), str(props["stack"])
+        return render_policy(rut, str(props["mount"]), stack)
+
+    def _refusal(self, live: str, desired: str, props: Mapping[str, Any]) -> str | None:
+        if live != desired and not policy_is_ours(live, str(props["stack"])):
+            return "does not carry this stack's marker"
+        return None
+
+    def _outputs(self, props: Mapping[str, Any], live: str) -> dict[str, Any]:
         return {
             "rut": props.get("rut"),
             "mount": props.get("mount"),
             "stack": props.get("stack"),
             "name": vault_policy_name(str(props["rut"])) if props.get("rut") else props.get("name"),
-            "policy": text,
-            "managed": policy_is_ours(text, stack),
+            "policy": live,
+            "managed": policy_is_ours(live, str(props.get("stack") or "")),
         }
 
-    def _write(self, props: Mapping[str, Any], creating: bool) -> dict[str, Any]:
-        rut, stack = str(props["rut"]), str(props["stack"])
-        name = vault_policy_name(rut)
-        text = render_policy(rut, str(props["mount"]), stack)
-        api = self._api(rut)
-        if creating:
-            with _vault_errors(rut, f"read policy {name}"):
-                live = api.policy_read(name)
-            if live is not None and live != text and not policy_is_ours(live, stack):
-                _refuse(rut, f"policy {name}", "does not carry this stack's marker")
-        with _vault_errors(rut, f"write policy {name}"):
-            api.policy_write(name, text)
-        return self._outputs(props, text, stack)
+    def _live_read(self, api: VaultApi, name: str) -> str | None:
+        return api.policy_read(name)
 
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        outs = self._write(props, creating=True)
-        return CreateResult(outs["name"], outs)
+    def _live_write(self, api: VaultApi, name: str, desired: str) -> None:
+        api.policy_write(name, desired)
 
-    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        return UpdateResult(self._write(news, creating=False))
-
-    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        rut = str(props.get("rut") or "")
-        name = vault_policy_name(rut) if rut else id_
-        with _vault_errors(rut or name, f"read policy {name}"):
-            live = self._api(rut or name).policy_read(name)
-        if live is None:
-            return ReadResult("", {})
-        return ReadResult(name, self._outputs({**props, "name": name}, live, str(props.get("stack") or "")))
-
-    def delete(self, id_: str, props: dict[str, Any]) -> None:
-        rut = str(props.get("rut") or id_)
-        name = vault_policy_name(str(props["rut"])) if props.get("rut") else id_
-        with _vault_errors(rut, f"delete policy {name}"):
-            self._api(rut).policy_delete(name)
+    def _live_delete(self, api: VaultApi, name: str) -> None:
+        api.policy_delete(name)
 
 
-# --------------------------------------------------------------------------------------------------
-# AppRole
-# --------------------------------------------------------------------------------------------------
-
-
-class AppRoleProvider(_VaultProvider):
+class AppRoleProvider(_TenantObjectProvider):
     """CRUD for a tenant's AppRole."""
+
+    noun = "AppRole"
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         return self._check_result(dict(news), check_approle_inputs(news))
@@ -908,8 +955,16 @@ class AppRoleProvider(_VaultProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         return diff_approle(olds, news).result()
 
-    @staticmethod
-    def _outputs(props: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
+    def _desired(self, props: Mapping[str, Any]) -> dict[str, Any]:
+        return desired_approle(str(props["policy"]))
+
+    def _refusal(self, live: Mapping[str, Any], desired: Mapping[str, Any], props: Mapping[str, Any]) -> str | None:
+        policy = str(props["policy"])
+        if approle_matches(live, policy):
+            return None
+        return f"grants {sorted(live.get('token_policies') or [])} rather than only [{policy!r}]"
+
+    def _outputs(self, props: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
         return {
             "rut": props.get("rut"),
             "policy": props.get("policy"),
@@ -918,45 +973,14 @@ class AppRoleProvider(_VaultProvider):
             "token_no_default_policy": bool(live.get("token_no_default_policy")),
         }
 
-    def _write(self, props: Mapping[str, Any], creating: bool) -> dict[str, Any]:
-        rut, policy = str(props["rut"]), str(props["policy"])
-        name = vault_policy_name(rut)
-        api = self._api(rut)
-        if creating:
-            with _vault_errors(rut, f"read AppRole {name}"):
-                live = api.approle_read(name)
-            if live is not None and not approle_matches(live, policy):
-                _refuse(
-                    rut,
-                    f"AppRole {name}",
-                    f"grants {sorted(live.get('token_policies') or [])} rather than only [{policy!r}]",
-                )
-        params = desired_approle(policy)
-        with _vault_errors(rut, f"write AppRole {name}"):
-            api.approle_write(name, params)
-        return self._outputs(props, params)
+    def _live_read(self, api: VaultApi, name: str) -> dict[str, Any] | None:
+        return api.approle_read(name)
 
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        outs = self._write(props, creating=True)
-        return CreateResult(outs["name"], outs)
+    def _live_write(self, api: VaultApi, name: str, desired: Mapping[str, Any]) -> None:
+        api.approle_write(name, desired)
 
-    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        return UpdateResult(self._write(news, creating=False))
-
-    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        rut = str(props.get("rut") or "")
-        name = vault_policy_name(rut) if rut else id_
-        with _vault_errors(rut or name, f"read AppRole {name}"):
-            live = self._api(rut or name).approle_read(name)
-        if live is None:
-            return ReadResult("", {})
-        return ReadResult(name, self._outputs({**props, "name": name}, live))
-
-    def delete(self, id_: str, props: dict[str, Any]) -> None:
-        rut = str(props.get("rut") or id_)
-        name = vault_policy_name(str(props["rut"])) if props.get("rut") else id_
-        with _vault_errors(rut, f"delete AppRole {name}"):
-            self._api(rut).approle_delete(name)
+    def _live_delete(self, api: VaultApi, name: str) -> None:
+        api.approle_delete(name)
 
 
 # --------------------------------------------------------------------------------------------------

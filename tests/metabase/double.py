@@ -19,20 +19,19 @@ and read the request log (:attr:`MetabaseDouble.requests`) to count calls per me
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
-import socket
 import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import psycopg
+
+from tests.harness.http_double import HttpDouble, JsonHandler
 
 ALL_USERS = 1
 ADMINS = 2
@@ -105,10 +104,36 @@ def _fresh_state() -> State:
     return state
 
 
-class MetabaseDouble:
+class _Handler(JsonHandler):
+    double: MetabaseDouble
+
+    def _serve(self) -> None:
+        method = self.command
+        parts = urlsplit(self.path)
+        raw = self.read_body()
+        if self.headers.get("x-api-key") != self.double.api_key:
+            with self.double.lock:
+                self.double.requests.append((method, parts.path))
+            self.send_body(401, "Unauthenticated")
+            return
+        try:
+            body = self.parse_json(raw)
+        except ValueError:
+            self.send_body(400, {"message": "malformed JSON"})
+            return
+        status, answer = self.double.handle(method, parts.path, parse_qs(parts.query), body)
+        self.send_body(status, answer)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+
+class MetabaseDouble(HttpDouble):
     """The test double: start it, point the providers at :attr:`url` with :attr:`api_key`."""
 
+    handler = _Handler
+
     def __init__(self, *, check_connections: bool = True) -> None:
+        super().__init__()
         self.api_key = secrets.token_urlsafe(24)
         self.check_connections = check_connections
         self.lock = threading.RLock()
@@ -116,33 +141,8 @@ class MetabaseDouble:
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str]] = []
         self.logins: list[ReceivedLogin] = []
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> MetabaseDouble:
-        double = self
-
-        class Handler(_Handler):
-            owner = double
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
 
     def reset(self) -> None:
         """Back to a fresh Metabase: built-in groups only, no collections, databases, faults or log."""
@@ -614,59 +614,3 @@ class MetabaseDouble:
                 raise Reply(204)
 
         raise Reply(404, "API endpoint does not exist.")
-
-
-class _Handler(BaseHTTPRequestHandler):
-    owner: MetabaseDouble
-    protocol_version = "HTTP/1.1"
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in separate writes; without this, delayed ACKs stall every answer.
-        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def _serve(self, method: str) -> None:
-        parts = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        if self.headers.get("x-api-key") != self.owner.api_key:
-            with self.owner.lock:
-                self.owner.requests.append((method, parts.path))
-            self._send(401, "Unauthenticated")
-            return
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            self._send(400, {"message": "malformed JSON"})
-            return
-        status, answer = self.owner.handle(method, parts.path, parse_qs(parts.query), body)
-        self._send(status, answer)
-
-    def _send(self, status: int, body: Any) -> None:
-        if status == 204 or body is None:
-            payload = b""
-        elif isinstance(body, str):
-            payload = body.encode()
-        else:
-            payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "text/plain" if isinstance(body, str) else "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        if payload:
-            self.wfile.write(payload)
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_PUT(self) -> None:
-        self._serve("PUT")
-
-    def do_DELETE(self) -> None:
-        self._serve("DELETE")

@@ -32,10 +32,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.harness.http_double import HttpDouble, JsonHandler
 
 CAS_MISMATCH = "check-and-set parameter did not match the current version"
 PERMISSION_DENIED = "permission denied"
@@ -283,10 +283,28 @@ class VaultError(Exception):
         self.errors = list(errors)
 
 
-class VaultDouble:
+class _Handler(JsonHandler):
+    double: VaultDouble
+
+    def _serve(self) -> None:
+        try:
+            body = self.parse_json(self.read_body())
+        except ValueError:
+            self.send_body(400, {"errors": ["failed to parse JSON input"]})
+            return
+        status, payload = self.double.handle(self.command, self.path, self.headers.get("X-Vault-Token"), body)
+        self.send_body(status, payload)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_LIST = do_PATCH = _serve
+
+
+class VaultDouble(HttpDouble):
     """A Vault stand-in on ``127.0.0.1``; use as a context manager or call :meth:`start`/:meth:`stop`."""
 
+    handler = _Handler
+
     def __init__(self, mounts: tuple[str, ...] = ("secret",)) -> None:
+        super().__init__()
         self.root_token = "hvs." + secrets.token_urlsafe(24)
         self.sealed = False
         self.mounts = set(mounts)
@@ -297,35 +315,11 @@ class VaultDouble:
         self.requests: list[Recorded] = []
         self._before_write: dict[tuple[str, str], Callable[[], object]] = {}
         self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle -------------------------------------------------------------------------------
-
-    def start(self) -> VaultDouble:
-        handler = type("Handler", (_Handler,), {"double": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> VaultDouble:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def address(self) -> str:
-        assert self._server is not None, "the double is not running"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        """``VAULT_ADDR`` of the running double."""
+        return self.url
 
     # -- test controls ---------------------------------------------------------------------------
 
@@ -614,37 +608,3 @@ class VaultDouble:
             self.approles.pop(name, None)
             return 204, None
         raise VaultError(405, "unsupported operation")
-
-
-class _Handler(BaseHTTPRequestHandler):
-    double: VaultDouble
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        body: Any = None
-        if raw:
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                self._send(400, {"errors": ["failed to parse JSON input"]})
-                return
-        status, payload = self.double.handle(self.command, self.path, self.headers.get("X-Vault-Token"), body)
-        self._send(status, payload)
-
-    def _send(self, status: int, payload: dict[str, Any] | None) -> None:
-        data = b"" if payload is None else json.dumps(payload).encode()
-        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
-        self.send_response(status, phrase)
-        if payload is not None:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if data:
-            self.wfile.write(data)
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_LIST = do_PATCH = _serve
