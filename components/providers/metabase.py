@@ -156,15 +156,20 @@ def server_message(response: requests.Response) -> str:
 
 
 class _Retry(Retry):
-    """Retries connection errors and 5xx answers with backoff; a lost answer to a POST is not retried."""
+    """Backoff retries that never send a create twice.
 
-    def increment(  # type: ignore[override]
-        self, method: str | None = None, url: str | None = None, *args: Any, **kwargs: Any
-    ) -> Retry:
-        error = kwargs.get("error")
-        if error is not None and method == "POST" and self._is_read_error(error):
-            raise error
-        return super().increment(method, url, *args, **kwargs)
+    Connection errors are retried for every method: nothing reached Metabase. GET, PUT and DELETE are
+    also retried after a lost answer and on 500, 502, 503 and 504. A POST is retried only when Metabase
+    itself answered 500 or 503 (it rolled the request back); a lost answer or a gateway's 502 or 504
+    may hide a create that went through, and sending it again would make a second object.
+    """
+
+    POST_RETRY_STATUSES = frozenset({500, 503})
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        if method.upper() == "POST":
+            return status_code in self.POST_RETRY_STATUSES and bool(self.total)
+        return super().is_retry(method, status_code, has_retry_after)
 
 
 def _session(api_key: str, retries: int, backoff: float) -> requests.Session:
@@ -176,7 +181,7 @@ def _session(api_key: str, retries: int, backoff: float) -> requests.Session:
         status=retries,
         backoff_factor=backoff,
         status_forcelist=(500, 502, 503, 504),
-        allowed_methods=frozenset({"GET", "PUT", "POST", "DELETE"}),
+        allowed_methods=frozenset({"GET", "PUT", "DELETE"}),
         raise_on_status=False,
         respect_retry_after_header=True,
     )

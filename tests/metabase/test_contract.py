@@ -487,6 +487,18 @@ def test_group_create_retries_a_500(double_host: ProviderHost, metabase_double: 
     assert metabase_double.group_named(f"tenant {rut} owners")["id"] == int(group.id)
 
 
+def test_a_gateway_error_on_create_is_not_sent_again(double_host: ProviderHost, metabase_double: Any) -> None:
+    """A 502 may hide a create that went through: sending it again could make a second group."""
+    rut = fake_rut()
+    metabase_double.fail_next("POST", "/api/permissions/group", 502)
+    before = len(metabase_double.requests)
+    with pytest.raises(ProviderCallError) as failure:
+        _group(double_host, rut)
+    posts = [r for r in metabase_double.requests[before:] if r == ("POST", "/api/permissions/group")]
+    assert len(posts) == 1
+    assert failure.value.reason.startswith(f"tenant {rut}: Metabase answered 502 to POST /api/permissions/group")
+
+
 def test_persistent_500_names_the_tenant_and_the_answer(double_host: ProviderHost, metabase_double: Any) -> None:
     rut = fake_rut()
     metabase_double.fail_next("POST", "/api/permissions/group", 503, times=10, message="Metabase is starting")
