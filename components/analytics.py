@@ -15,6 +15,7 @@ each group's lowest existing level, so that ordering keeps every fresh tenant gr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -87,7 +88,8 @@ class SharedAnalytics(pulumi.ComponentResource):
             parent_id=None,
             tenant=None,
             description="Parent of every tenant's collection. Managed by the tenant provisioning stack.",
-            opts=pulumi.ResourceOptions(parent=self, protect=config.protect),
+            # Archiving it would archive every tenant's collection beneath it.
+            opts=pulumi.ResourceOptions(parent=self, protect=config.protect, retain_on_delete=True),
         )
         root_closed = CollectionPermission(
             f"{name}-all-users-root-collection",
@@ -124,6 +126,9 @@ class AnalyticsArgs:
     password: pulumi.Input[str]
     tenants_collection_id: pulumi.Input[int]
     ready: pulumi.Resource | None
+    database_access: Sequence[pulumi.Resource] = ()
+    """What must exist before the connection is made (role, grants, binding), so its first sync sees the
+    tenant's tables."""
 
 
 class Analytics(pulumi.ComponentResource):
@@ -187,7 +192,7 @@ class Analytics(pulumi.ComponentResource):
             tenant=rut,
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=after_platform,
+                depends_on=[*after_platform, *args.database_access],
                 retain_on_delete=True,
                 protect=config.protect,
                 additional_secret_outputs=["password"],

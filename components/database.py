@@ -116,6 +116,8 @@ class Database(pulumi.ComponentResource):
 
     role_name: pulumi.Output[str]
     password: pulumi.Output[str]
+    access: list[pulumi.Resource]
+    """The role, its grants and its binding: a client logging in as the role sees its rows after these."""
 
     def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("smarteros:tenant:Database", name, None, opts)
@@ -126,7 +128,10 @@ class Database(pulumi.ComponentResource):
         record = TenantRecord(
             f"{rut}-record",
             record_inputs(tenant, args.config, stack),
-            pulumi.ResourceOptions(parent=self, depends_on=after_schema),
+            # The registry row is what every tenant table references: never deleted by a missing file.
+            pulumi.ResourceOptions(
+                parent=self, depends_on=after_schema, retain_on_delete=True, protect=args.config.protect
+            ),
         )
         role = TenantRole(
             f"{rut}-role",
@@ -137,12 +142,12 @@ class Database(pulumi.ComponentResource):
                 additional_secret_outputs=["password"],
             ),
         )
-        TableGrants(
+        grants = TableGrants(
             f"{rut}-grants",
             grant_inputs(tenant),
             pulumi.ResourceOptions(parent=self, depends_on=[role]),
         )
-        TenantBinding(
+        binding = TenantBinding(
             f"{rut}-binding",
             {"role_name": naming.role_name(rut), "tenant_rut": rut},
             pulumi.ResourceOptions(parent=self, depends_on=[role, record]),
@@ -150,4 +155,5 @@ class Database(pulumi.ComponentResource):
 
         self.role_name = role.role_name
         self.password = pulumi.Output.secret(role.password)
+        self.access = [role, grants, binding]
         self.register_outputs({"role_name": self.role_name, "password": self.password})

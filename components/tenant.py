@@ -74,6 +74,7 @@ class Tenant(pulumi.ComponentResource):
                     password=database.password,
                     tenants_collection_id=platform.tenants_collection_id,
                     ready=platform.analytics_ready,
+                    database_access=database.access,
                 ),
                 child,
             )

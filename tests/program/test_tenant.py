@@ -92,3 +92,29 @@ def test_one_bad_file_among_good_ones_registers_nothing(tmp_path: Path) -> None:
     assert registered == []
     assert "acme.yaml:1:6: rut:" in str(caught.value)
     assert "expected 6" in str(caught.value)
+
+
+def test_data_bearing_resources_survive_a_removed_file_and_are_protected_in_production(prod: ProgramRun) -> None:
+    record = one(prod.resources, name="11111111-1-record")
+    tenants_collection = one(prod.resources, name="platform-tenants-collection")
+    connection = one(prod.resources, name="11111111-1-database")
+    for resource in (record, tenants_collection, connection):
+        assert resource.options.retain_on_delete, resource.name
+        assert resource.options.protect, resource.name
+
+
+def test_metabase_connects_only_after_the_role_can_see_its_rows(prod: ProgramRun) -> None:
+    connection = one(prod.resources, name="11111111-1-database")
+    for part in ("role", "grants", "binding"):
+        assert one(prod.resources, name=f"11111111-1-{part}").urn in connection.options.depends_on
+
+
+def test_an_incomplete_cloudflare_config_is_refused_before_anything_registers() -> None:
+    cloudflare = {k: v for k, v in stack_config("prod")["smarteros:cloudflare"].items() if k != "adminGroupId"}
+    registered: list[Registered] = []
+    with pytest.raises(pulumi.RunError) as caught:
+        registered = run_program(config=stack_config("prod", cloudflare=cloudflare), stack="prod")
+    assert registered == []
+    assert str(caught.value) == (
+        "stack config is not valid:\nsmarteros:cloudflare: required when Cloudflare is enabled: adminGroupId"
+    )
