@@ -3,18 +3,20 @@
 import pulumi
 import pulumi_cloudflare as cloudflare
 
-from components.config import PROJECT, load_stack_config
+from components.config import PROJECT, ConfigError, load_stack_config
 from components.fleet import load_fleet
 from components.platform import Platform, PlatformArgs
 from components.spec import SpecError
 from components.tenant import Tenant, TenantArgs
 
 stack_config = pulumi.Config(PROJECT)
-config = load_stack_config(stack_config.get)
 
-# Every file is checked before anything is registered: a bad file never yields a partial deployment.
+# Config and every tenant file are checked before anything is registered: no partial deployment.
 try:
+    config = load_stack_config(stack_config.get)
     tenants = load_fleet(config)
+except ConfigError as error:
+    raise pulumi.RunError(f"stack config is not valid:\n{error}") from None
 except SpecError as error:
     raise pulumi.RunError(f"tenant files are not valid:\n{error}") from None
 

@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 PROJECT = "smarteros"
 
@@ -50,6 +50,21 @@ class CloudflareConfig(_Section):
     app_exposure: Literal["protected", "public"] = Field("protected", alias="appExposure")
     products: dict[Literal["chat", "erp", "automation", "store"], ProductEdge] = Field(default_factory=dict)
     ttl: int = 1
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> CloudflareConfig:
+        if self.enabled:
+            required = {
+                "zone": self.zone,
+                "zoneId": self.zone_id,
+                "accountId": self.account_id,
+                "adminGroupId": self.admin_group_id,
+                "appTarget": self.app_target,
+            }
+            missing = [key for key, value in required.items() if not value]
+            if missing:
+                raise ValueError(f"required when Cloudflare is enabled: {', '.join(missing)}")
+        return self
 
 
 class PostgresConfig(_Section):
@@ -120,6 +135,10 @@ def _decode(value: Any) -> Any:
     return value
 
 
+class ConfigError(Exception):
+    """Stack configuration the program cannot run with; one line per problem, naming the key."""
+
+
 def stack_config_from_raw(raw: Mapping[str, Any]) -> StackConfig:
     """Build the stack config from ``{"smarteros:<key>": value}`` pairs (values may be JSON strings)."""
     data: dict[str, Any] = {}
@@ -127,7 +146,14 @@ def stack_config_from_raw(raw: Mapping[str, Any]) -> StackConfig:
         value = raw.get(f"{PROJECT}:{key}")
         if value is not None:
             data[key] = _decode(value)
-    return StackConfig.model_validate(data)
+    try:
+        return StackConfig.model_validate(data)
+    except ValidationError as error:
+        lines = []
+        for problem in error.errors():
+            where = ".".join(str(part) for part in problem["loc"])
+            lines.append(f"{PROJECT}:{where}: {problem['msg'].removeprefix('Value error, ')}")
+        raise ConfigError("\n".join(lines)) from None
 
 
 def load_stack_config(get: Callable[[str], Any]) -> StackConfig:

@@ -28,7 +28,15 @@ TENANT = {
 
 
 def build(protect: bool = False) -> list[Any]:
-    config = StackConfig.model_validate({"protect": protect, "cloudflare": {"zone": "smarterbot.cl"}})
+    cloudflare = {
+        "zone": "smarterbot.cl",
+        "zoneId": "zone-id",
+        "accountId": "account-id",
+        "adminGroupId": "admin-group-id",
+        "appTarget": "app.ingress.smarterbot.cl",
+        "products": {p: {"target": f"{p}.ingress.smarterbot.cl"} for p in ("chat", "erp", "automation", "store")},
+    }
+    config = StackConfig.model_validate({"protect": protect, "cloudflare": cloudflare})
 
     def program() -> None:
         shared = SharedDatabase("platform", SharedDatabaseArgs(config))
