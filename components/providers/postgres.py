@@ -125,6 +125,8 @@ def normal_rut(value: str) -> str:
 
 def rut_of_role(role_name: str) -> str:
     """The RUT a tenant role name encodes: ``tenant_10000013_k`` -> ``10000013-K``."""
+    if re.fullmatch(_ROLE_NAME, role_name) is None:
+        raise PostgresError(f"{role_name!r} is not a tenant role id; tenant role ids look like tenant_76953480_6")
     body, digit = role_name.removeprefix("tenant_").split("_")
     return f"{body}-{digit.upper()}"
 

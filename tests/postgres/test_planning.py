@@ -193,3 +193,12 @@ def test_a_configured_provider_serialises_without_its_credentials() -> None:
     provider = TenantRoleProvider()
     provider._settings = settings_from_config({"smarteros:postgresPassword": "hunter2-very-secret"}, {})
     assert secret_leaks("hunter2-very-secret", ProviderHost.serialized(provider)) == []
+
+
+def test_importing_an_id_that_is_not_a_tenant_role_says_what_an_id_looks_like() -> None:
+    from components.providers.postgres import PostgresError, rut_of_role
+
+    assert rut_of_role("tenant_10000013_k") == "10000013-K"
+    with pytest.raises(PostgresError) as failure:
+        rut_of_role("postgres")
+    assert str(failure.value) == "'postgres' is not a tenant role id; tenant role ids look like tenant_76953480_6"
