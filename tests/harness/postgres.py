@@ -143,13 +143,16 @@ class PostgresServer:
         return server
 
     def _run(self, *argv: str) -> None:
+        # As root, the binaries run as the cluster's system user through runuser. Switching user in
+        # Python (subprocess's user=/group=) forces a plain fork(), which runs the fork handlers that
+        # gRPC registers in this process, and those can crash the child before it execs.
         kwargs: dict[str, Any] = {}
         if self._os_user is not None:
-            kwargs = {
-                "user": self._os_user.pw_uid,
-                "group": self._os_user.pw_gid,
-                "extra_groups": [],
-            }
+            runuser = shutil.which("runuser")
+            if runuser is not None:
+                argv = (runuser, "-u", self._os_user.pw_name, "--", *argv)
+            else:
+                kwargs = {"user": self._os_user.pw_uid, "group": self._os_user.pw_gid, "extra_groups": []}
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LC_ALL": "C",
