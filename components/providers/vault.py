@@ -726,14 +726,19 @@ class SecretProvider(_VaultProvider):
         version: int,
         managed: bool,
         drift: SecretDrift | None = None,
+        recorded: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
+        """Outputs for live ``data``. ``keys`` lists the managed keys present in Vault; ``values`` also keeps
+        the ``recorded`` value of a managed key that is missing live, so the next update puts it back as it
+        was instead of generating a new one."""
         keys = sorted(k for k in desired.managed if k in data)
+        kept = {k: v for k, v in (recorded or {}).items() if k in desired.managed and k not in data}
         return {
             **desired.as_props(),
             "path": desired.full_path,
             "version": version,
             "keys": keys,
-            "values": {k: data[k] for k in keys},
+            "values": {**kept, **{k: data[k] for k in keys}},
             "managed": managed,
             "changed_keys": list(drift.changed) if drift else [],
             "removed_keys": list(drift.removed) if drift else [],
@@ -814,11 +819,19 @@ class SecretProvider(_VaultProvider):
         api = self._api(rut)
         with _vault_errors(rut, f"read secret {desired.full_path}"):
             live = api.kv_read(mount, desired.path)
-        if live is None:
+            metadata = None if live is not None else api.kv_read_metadata(mount, desired.path)
+        if live is None and metadata is None:
             return ReadResult("", {})
-        drift = secret_drift(desired.managed, dict(props.get("values") or {}), live.data)
-        managed = secret_owner(live.custom_metadata) == desired.stack
-        return ReadResult(desired.full_path, self._outputs(desired, live.data, live.version, managed, drift))
+        # A secret whose latest version was deleted still exists (its metadata and older versions do):
+        # it is reported with every managed key removed, and the next update writes them back.
+        data = live.data if live is not None else {}
+        version = live.version if live is not None else int((metadata or {}).get("current_version") or 0)
+        custom = live.custom_metadata if live is not None else dict((metadata or {}).get("custom_metadata") or {})
+        recorded = dict(props.get("values") or {})
+        drift = secret_drift(desired.managed, recorded, data)
+        managed = secret_owner(custom) == desired.stack
+        outputs = self._outputs(desired, data, version, managed, drift, recorded=recorded)
+        return ReadResult(desired.full_path, outputs)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         mount, rut, service = self._identity(id_, props)
