@@ -37,7 +37,6 @@ class SecretsArgs:
     """Extra secrets the platform manages under the tenant's subtree, by secret name then key."""
 
 
-
 class Secrets(pulumi.ComponentResource):
     """A tenant's Vault secrets, ACL policy and AppRole."""
 
