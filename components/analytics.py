@@ -23,6 +23,7 @@ import pulumi
 
 from .config import StackConfig
 from .naming import metabase_group_name
+from .providers.base import stack_marker
 from .providers.metabase import (
     ALL_USERS_GROUP_ID,
     Collection,
@@ -87,6 +88,7 @@ class SharedAnalytics(pulumi.ComponentResource):
             collection_name=config.metabase.tenants_collection,
             parent_id=None,
             tenant=None,
+            stack=stack_marker(),
             description="Parent of every tenant's collection. Managed by the tenant provisioning stack.",
             # Archiving it would archive every tenant's collection beneath it.
             opts=pulumi.ResourceOptions(parent=self, protect=config.protect, retain_on_delete=True),
@@ -157,6 +159,7 @@ class Analytics(pulumi.ComponentResource):
             collection_name=spec.collection_name,
             parent_id=args.tenants_collection_id,
             tenant=rut,
+            stack=stack_marker(),
             description=collection_description(rut, spec.name),
             opts=pulumi.ResourceOptions(parent=self, depends_on=after_platform, protect=config.protect),
         )
@@ -190,6 +193,7 @@ class Analytics(pulumi.ComponentResource):
             ssl=target.ssl,
             additional_options=target.additional_options,
             tenant=rut,
+            stack=stack_marker(),
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=[*after_platform, *args.database_access],

@@ -325,6 +325,14 @@ def owner_label(tenant: str | None) -> str:
     return f"tenant {tenant}" if tenant else "platform"
 
 
+def tag_owner(inputs: Mapping[str, Any]) -> str:
+    """Who an ownership tag names: the tenant (or ``platform``) and the stack that manages it, so two stacks
+    sharing one Metabase (staging and production, or a split fleet) never adopt each other's objects."""
+    owner = owner_label(inputs.get("tenant"))
+    stack = inputs.get("stack")
+    return f"{owner} of {stack}" if stack else owner
+
+
 def tagged_description(text: str, owner: str) -> str:
     """A description carrying the ownership tag on its last line."""
     tag = ownership_tag(owner)
@@ -703,7 +711,7 @@ class PermissionsGroup(DynamicResource, module="metabase", name="PermissionsGrou
 class CollectionProvider(_MetabaseProvider):
     """Owns one collection's name, place and description; leaves its contents alone. Delete archives."""
 
-    fields = ("name", "parent_id", "description", "archived")
+    fields = ("name", "parent_id", "description", "archived", "stack")
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures: list[CheckFailure] = []
@@ -718,10 +726,9 @@ class CollectionProvider(_MetabaseProvider):
         return CheckResult(news, failures)
 
     def _body(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        owner = owner_label(inputs.get("tenant"))
         return {
             "name": inputs["name"],
-            "description": tagged_description(inputs.get("description") or "", owner),
+            "description": tagged_description(inputs.get("description") or "", tag_owner(inputs)),
             "parent_id": inputs.get("parent_id"),
         }
 
@@ -740,20 +747,19 @@ class CollectionProvider(_MetabaseProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         inputs = {**_inputs(props), "archived": False}
         tenant = inputs.get("tenant")
-        owner = owner_label(tenant)
         client = self._client()
         body = self._body(inputs)
         with _reporting(tenant):
             siblings = client.child_collections(inputs.get("parent_id"))
             same_name = [c for c in siblings if c.get("name") == body["name"]]
-            ours = [c for c in same_name if split_description(c.get("description"))[1] == owner]
+            ours = [c for c in same_name if split_description(c.get("description"))[1] == tag_owner(inputs)]
             if ours:
                 live = client.update_collection(int(ours[0]["id"]), {**body, "archived": False})
             elif same_name:
                 cid = same_name[0]["id"]
                 raise MetabaseError(
-                    f"{owner}: Metabase collection {body['name']!r} already exists (id {cid}) without this "
-                    f"stack's ownership tag; adopt it with the import_ resource option (id {cid})"
+                    f"{owner_label(tenant)}: Metabase collection {body['name']!r} already exists (id {cid}) "
+                    f"without this stack's ownership tag; adopt it with the import_ resource option (id {cid})"
                 )
             else:
                 live = client.create_collection(body["name"], body["description"], body["parent_id"])
@@ -795,12 +801,14 @@ class Collection(DynamicResource, module="metabase", name="Collection"):
         parent_id: Input[int] | None,
         tenant: str | None,
         description: Input[str] | None = None,
+        stack: str | None = None,
         opts: ResourceOptions | None = None,
     ) -> None:
         props = {
             "name": collection_name,
             "parent_id": parent_id,
             "tenant": tenant,
+            "stack": stack,
             "description": description,
             "archived": False,
             "collection_id": None,
@@ -1229,7 +1237,7 @@ class DatabaseConnectionProvider(_MetabaseProvider):
     """
 
     fields = (
-        "name", "host", "port", "dbname", "role", "user_template", "password", "ssl", "additional_options",
+        "name", "host", "port", "dbname", "role", "user_template", "password", "ssl", "additional_options", "stack",
     )
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
@@ -1253,7 +1261,7 @@ class DatabaseConnectionProvider(_MetabaseProvider):
         return {
             "engine": "postgres",
             "name": inputs["name"],
-            "description": tagged_description("", owner_label(inputs.get("tenant"))),
+            "description": tagged_description("", tag_owner(inputs)),
             "details": connection_details(inputs),
         }
 
@@ -1282,18 +1290,17 @@ class DatabaseConnectionProvider(_MetabaseProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         inputs = _inputs(props)
         tenant = inputs.get("tenant")
-        owner = owner_label(tenant)
         client = self._client()
         body = self._body(inputs)
         with _reporting(tenant):
             same_name = [d for d in client.list_databases() if d.get("name") == inputs["name"]]
-            if same_name and split_description(same_name[0].get("description"))[1] == owner:
+            if same_name and split_description(same_name[0].get("description"))[1] == tag_owner(inputs):
                 live = client.update_database(int(same_name[0]["id"]), body)
             elif same_name:
                 dbid = same_name[0]["id"]
                 raise MetabaseError(
-                    f"{owner}: Metabase database {inputs['name']!r} already exists (id {dbid}) without this "
-                    f"stack's ownership tag; adopt it with the import_ resource option (id {dbid})"
+                    f"{owner_label(tenant)}: Metabase database {inputs['name']!r} already exists (id {dbid}) "
+                    f"without this stack's ownership tag; adopt it with the import_ resource option (id {dbid})"
                 )
             else:
                 live = client.create_database(body)
@@ -1340,10 +1347,12 @@ class DatabaseConnection(DynamicResource, module="metabase", name="DatabaseConne
         ssl: bool,
         additional_options: str,
         tenant: str | None,
+        stack: str | None = None,
         opts: ResourceOptions | None = None,
     ) -> None:
         props = {
             "name": connection_name,
+            "stack": stack,
             "host": host,
             "port": port,
             "dbname": dbname,

@@ -196,6 +196,27 @@ def test_collection_create_refuses_an_untagged_namesake(host: ProviderHost, meta
     )
 
 
+def test_collection_of_another_stack_is_never_adopted(host: ProviderHost, metabase_target: MetabaseTarget) -> None:
+    """Staging and production sharing one Metabase: each stack refuses the other's collection."""
+    parent = Driven(host, CollectionProvider(), Collection, "platform-tenants")
+    parent.create({"name": f"Tenants {secrets.token_hex(3)}"})
+    rut = fake_rut()
+    news = {"name": f"{rut} (Ferretería Juanito)", "tenant": rut, "parent_id": int(parent.id)}
+    staging = Driven(host, CollectionProvider(), Collection, f"{rut}-collection")
+    staging.create({**news, "stack": "smarteros/staging"})
+    assert staging.outputs["owner"] == f"tenant {rut} of smarteros/staging"
+
+    production = Driven(host, CollectionProvider(), Collection, f"{rut}-collection")
+    with pytest.raises(ProviderCallError) as failure:
+        production.create({**news, "stack": "smarteros/prod"})
+    assert failure.value.reason.startswith(f"tenant {rut}: Metabase collection '{rut} (Ferretería Juanito)' already")
+    assert "import_" in failure.value.reason
+
+    again = Driven(host, CollectionProvider(), Collection, f"{rut}-collection")
+    again.create({**news, "stack": "smarteros/staging"})
+    assert again.id == staging.id, "the stack that owns it finds it again"
+
+
 def test_collection_import_adopts_the_existing_one(host: ProviderHost, metabase_target: MetabaseTarget) -> None:
     client = metabase_target.client()
     rut = fake_rut()
