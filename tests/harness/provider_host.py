@@ -360,6 +360,15 @@ class ProviderHost:
         with self._log_lock:
             return "".join(self._log)
 
+    def wait_for_log(self, text: str, timeout: float = 10.0) -> str:
+        """The logs once they contain ``text``; the host's output reaches them through a reader thread."""
+        deadline = time.monotonic() + timeout
+        while text not in (logs := self.logs()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the provider host did not print {text!r} within {timeout:.0f} s")
+            time.sleep(0.02)
+        return logs
+
     # -- calls -----------------------------------------------------------------------------------
 
     def _call(self, method: str, request: Any) -> Any:

@@ -207,7 +207,7 @@ def test_lifecycle_round_trip_with_drift(host: ProviderHost, service: NotesServi
 
     host.delete(PROVIDER, note_id, resource, live)
     assert "plan" not in service.notes
-    assert "deleted note plan" in host.logs()
+    assert "deleted note plan" in host.wait_for_log("deleted note plan")
 
     gone_id, gone, _ = host.read(PROVIDER, note_id, resource, live)
     assert gone_id == ""
