@@ -41,9 +41,7 @@ def tenant_hostnames(tenant: TenantSpec, config: StackConfig) -> list[str]:
     zone = config.cloudflare.zone
     if not config.cloudflare.enabled or not zone:
         return []
-    names = [naming.app_hostname(tenant.slug, zone)]
-    names += [naming.product_hostname(tenant.slug, product, zone) for product in tenant.products]
-    return sorted(names)
+    return sorted(naming.tenant_hostnames(tenant.slug, tenant.products, zone))
 
 
 def record_inputs(tenant: TenantSpec, config: StackConfig, stack: str) -> dict[str, Any]:

@@ -54,24 +54,11 @@ class EdgePlan:
 
 def plan_edge(tenant: TenantSpec, config: CloudflareConfig) -> EdgePlan:
     """The tenant's hostnames and Access rules under the stack's zone."""
-    hostnames = [
-        Hostname(
-            key="app",
-            fqdn=naming.app_hostname(tenant.slug, config.zone),
-            target=config.app_target,
-            protected=config.app_exposure == "protected",
-        )
-    ]
-    for product in tenant.products:
+    fqdns = naming.tenant_hostnames(tenant.slug, tenant.products, config.zone)
+    hostnames = [Hostname("app", fqdns[0], config.app_target, config.app_exposure == "protected")]
+    for product, fqdn in zip(tenant.products, fqdns[1:], strict=True):
         edge = config.products[product]
-        hostnames.append(
-            Hostname(
-                key=product,
-                fqdn=naming.product_hostname(tenant.slug, product, config.zone),
-                target=edge.target,
-                protected=edge.exposure == "protected",
-            )
-        )
+        hostnames.append(Hostname(product, fqdn, edge.target, edge.exposure == "protected"))
     admitted = tenant.status in OPEN_STATUSES
     return EdgePlan(
         hostnames=tuple(hostnames),

@@ -7,6 +7,8 @@ normal form produced by :func:`components.spec.normalise_rut` (``76953480-6``, `
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 def role_name(rut: str) -> str:
     """PostgreSQL role of a tenant: ``tenant_10000013_k``."""
@@ -46,3 +48,8 @@ def app_hostname(slug: str, zone: str) -> str:
 def product_hostname(slug: str, product: str, zone: str) -> str:
     """A product's hostname, one label under the zone (Universal SSL covers ``*.zone`` only)."""
     return f"{slug}-{product}.{zone}"
+
+
+def tenant_hostnames(slug: str, products: Sequence[str], zone: str) -> list[str]:
+    """Every hostname a tenant gets: the application's, then one per product in file order."""
+    return [app_hostname(slug, zone)] + [product_hostname(slug, product, zone) for product in products]
