@@ -2,6 +2,8 @@
 
 * ``postgres_server`` (session): a :class:`tests.harness.postgres.PostgresServer`, removed at the end.
   Under pytest-xdist every worker gets its own cluster.
+* ``openbao_server`` (session): a :class:`tests.harness.openbao.OpenBaoServer` (``bao server -dev``, AppRole
+  enabled, KV v2 at ``secret``), stopped at the end. Under pytest-xdist every worker gets its own server.
 * ``provider_host_factory`` (session): ``factory(config, env=None, fresh=False) -> ProviderHost``. A host
   is configured once, so hosts are cached per ``(config, env)``: asking twice for the same config returns
   the same running host; ``fresh=True`` always starts a new one. Every host is stopped at session end.
@@ -15,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.harness.openbao import OpenBaoServer
 from tests.harness.postgres import PostgresServer
 from tests.harness.provider_host import ProviderHost, ProviderHostFactory
 
@@ -22,6 +25,15 @@ from tests.harness.provider_host import ProviderHost, ProviderHostFactory
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     server = PostgresServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def openbao_server() -> Iterator[OpenBaoServer]:
+    server = OpenBaoServer.start()
     try:
         yield server
     finally:

