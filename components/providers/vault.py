@@ -113,13 +113,20 @@ def policy_marker(stack: str) -> str:
     return f"# {MARKER_KEY}: {MANAGED_BY} {STACK_KEY}: {stack}"
 
 
-def render_policy(rut: str, mount: str, stack: str) -> str:
+def render_policy(rut: str, mount: str, stack: str, *, suspended: bool = False) -> str:
     """HCL of a tenant's policy: read and list on its own KV v2 subtree, nothing else.
+
+    ``suspended`` renders the policy of a suspended tenant: the marker and no rule at all. Vault resolves a
+    token's policies by name at every request, so rewriting the policy takes effect at once for tokens already
+    issued to the tenant's AppRole as well as for new logins, without revoking anything, and writing the
+    active text back restores the same AppRole (same role-id, same secret-ids).
 
     ``rut``, ``mount`` and ``stack`` must have passed :func:`check_policy_inputs`; they are rendered through
     :func:`hcl_string` anyway, and the comment lines hold only validated characters.
     """
     prefix = vault_tenant_prefix(rut)
+    if suspended:
+        return f"{policy_marker(stack)}\n# Tenant {rut}: suspended, no access.\n"
     lines = [policy_marker(stack), f"# Tenant {rut}: its own secrets, read-only."]
     for kind in ("data", "metadata"):
         lines += [
@@ -420,13 +427,25 @@ def diff_policy(olds: Mapping[str, Any], news: Mapping[str, Any]) -> Plan:
 
 
 def desired_approle(policy: str) -> dict[str, Any]:
-    """Parameters of a tenant's AppRole: tokens carry exactly ``policy``."""
-    return {"token_policies": [policy], "token_no_default_policy": True}
+    """Parameters of a tenant's AppRole: tokens carry exactly ``policy``.
+
+    ``token_policies`` goes as one string, not a list: the provisioning token's policy may only send a string
+    matching ``tenant-*`` without a comma (Vault matches ``allowed_parameters`` globs against strings only; a
+    list is compared as a whole and never matches).
+    """
+    return {"token_policies": policy, "token_no_default_policy": True}
+
+
+def token_policy_names(value: Any) -> list[str]:
+    """Policy names, sorted, from ``token_policies`` as Vault returns it (a list) or as it is sent (a string
+    that Vault splits on commas)."""
+    items = value.split(",") if isinstance(value, str) else list(value or [])
+    return sorted(str(item).strip() for item in items if str(item).strip())
 
 
 def approle_matches(live: Mapping[str, Any], policy: str) -> bool:
     """Whether a live AppRole grants exactly ``policy`` and not the default policy."""
-    return sorted(live.get("token_policies") or []) == [policy] and bool(live.get("token_no_default_policy"))
+    return token_policy_names(live.get("token_policies")) == [policy] and bool(live.get("token_no_default_policy"))
 
 
 def diff_approle(olds: Mapping[str, Any], news: Mapping[str, Any]) -> Plan:
@@ -477,6 +496,24 @@ def _one_line(text: str, limit: int = 300) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+_MULTI_ERROR = re.compile(r"^\s*\d+ errors? occurred:\s*(?P<items>.*)$", re.DOTALL)
+
+
+def vault_messages(errors: Iterable[Any]) -> list[str]:
+    """The messages in a Vault ``errors`` list. Vault wraps some answers in a Go multierror, such as
+    ``"1 error occurred:\\n\\t* permission denied\\n\\n"`` for a 403; each bullet becomes one message."""
+    messages: list[str] = []
+    for error in errors:
+        text = str(error)
+        wrapped = _MULTI_ERROR.match(text)
+        if wrapped is None:
+            messages.append(text.strip())
+            continue
+        items = [item.strip() for item in re.split(r"(?:^|\n)\s*\* ", wrapped.group("items")) if item.strip()]
+        messages.extend(items or [text.strip()])
+    return [m for m in messages if m]
+
+
 @dataclass(frozen=True)
 class KvVersion:
     """The latest version of a KV v2 secret."""
@@ -518,6 +555,9 @@ class VaultApi:
             response = self._adapter.request(method, f"/v1/{path}", raise_exception=False, **kwargs)
         except requests.Timeout:
             raise VaultRequestError(method, path, None, f"(timed out after {REQUEST_TIMEOUT:.0f}s)") from None
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
+            # The request was sent and may have been applied: the answer broke off.
+            raise VaultRequestError(method, path, None, "(connection lost before a complete answer)") from None
         except requests.RequestException as error:
             raise VaultRequestError(method, path, None, f"(could not connect: {type(error).__name__})") from None
         body: Any = None
@@ -530,7 +570,7 @@ class VaultApi:
             return body
         errors = body.get("errors") if isinstance(body, dict) else None
         if isinstance(errors, list):
-            answer = "; ".join(str(e) for e in errors) or "(no message)"
+            answer = "; ".join(vault_messages(errors)) or "(no message)"
         else:
             answer = response.reason or "(no message)"
         raise VaultRequestError(method, path, response.status_code, _one_line(answer))
@@ -975,14 +1015,14 @@ class AppRoleProvider(_TenantObjectProvider):
         policy = str(props["policy"])
         if approle_matches(live, policy):
             return None
-        return f"grants {sorted(live.get('token_policies') or [])} rather than only [{policy!r}]"
+        return f"grants {token_policy_names(live.get('token_policies'))} rather than only [{policy!r}]"
 
     def _outputs(self, props: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
         return {
             "rut": props.get("rut"),
             "policy": props.get("policy"),
             "name": vault_policy_name(str(props["rut"])) if props.get("rut") else props.get("name"),
-            "token_policies": sorted(live.get("token_policies") or []),
+            "token_policies": token_policy_names(live.get("token_policies")),
             "token_no_default_policy": bool(live.get("token_no_default_policy")),
         }
 
