@@ -8,6 +8,9 @@ Dev mode keeps everything in memory and starts unsealed with a KV v2 engine at `
 a random root token, listens on 127.0.0.1 only, enables AppRole at ``auth/approle``, and keeps the dev
 server's unseal key (read from its log) so a test can seal it (``PUT /v1/sys/seal``) and unseal it again.
 Its ``HOME`` is a fresh directory, so nothing is written to the user's token helper.
+
+:func:`provision` sets a server up exactly as README's "Once per Vault" block says (it runs those commands
+with ``bao``) and returns the provisioning token; the Vault tests and the whole-program converge use it.
 """
 
 from __future__ import annotations

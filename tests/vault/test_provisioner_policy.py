@@ -299,3 +299,16 @@ def test_a_tenant_approle_reaches_its_own_subtree_only(vault: VaultTarget, provi
         ("POST", "auth/token/create", {}),
     ):
         refused(vault.call(method, path, token, body))
+
+
+def test_what_it_still_allows_is_what_vault_readme_says(vault: VaultTarget, provisioner_token: str):
+    """The residue vault/README.md lists: any text in tenant-* policies, any role name on the AppRole mount
+    (with a tenant-* policy only)."""
+    other = f"ops-{secrets.token_hex(4)}"
+    vault.call("POST", f"auth/approle/role/{other}", vault.token, {"token_policies": "ops"})
+    text = vault.call("PUT", f"sys/policies/acl/{ROLE}-text", provisioner_token, {"policy": WIDE_OPEN})
+    assert text.status_code == 204
+    pointed = vault.call("POST", f"auth/approle/role/{other}", provisioner_token, {"token_policies": ROLE})
+    assert pointed.status_code == 204
+    refused(vault.call("POST", f"auth/approle/role/{other}", provisioner_token, {"token_policies": "ops"}))
+    assert vault.call("DELETE", f"auth/approle/role/{other}", provisioner_token).status_code == 204
