@@ -81,3 +81,23 @@ def provider_host_factory() -> Iterator[ProviderHostFactory]:
     finally:
         for host in [*hosts.values(), *fresh_hosts]:
             host.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """Say how many Vault tests ran against which server (the throwaway OpenBao, or VAULT_ADDR)."""
+    outcomes: dict[str, dict[str, str]] = {"OpenBao (bao server -dev)": {}, "VAULT_ADDR (-m live_vault)": {}}
+    for outcome in ("passed", "failed", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            nodeid = str(getattr(report, "nodeid", ""))
+            if not nodeid.startswith("tests/vault/"):
+                continue
+            target = "VAULT_ADDR (-m live_vault)" if "[live" in nodeid else "OpenBao (bao server -dev)"
+            seen = outcomes[target]
+            if seen.get(nodeid) != "failed":
+                seen[nodeid] = "failed" if outcome != "passed" else "passed"
+    for target, seen in outcomes.items():
+        if seen:
+            passed = sum(1 for v in seen.values() if v == "passed")
+            terminalreporter.write_line(
+                f"Vault tests against {target}: {passed} passed, {len(seen) - passed} failed"
+            )
