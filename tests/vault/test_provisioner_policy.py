@@ -249,16 +249,87 @@ def test_the_provisioning_token_cannot_raise_itself(
     refused(vault.call(attempt.method, attempt.path, provisioner_token, attempt.body))
 
 
-def test_the_tenant_pwn_chain_ends_without_a_token(vault: VaultTarget, provisioner_token: str, pwn_role: str):
-    """The whole chain: after the two steps it may take, no way remains to log in as the role it made."""
-    role = vault.call("GET", f"auth/approle/role/{pwn_role}", provisioner_token).json()["data"]
-    assert role["token_policies"] == [pwn_role] and role["bind_secret_id"] is True
-    refused(vault.call("GET", f"auth/approle/role/{pwn_role}/role-id", provisioner_token))
-    refused(vault.call("POST", f"auth/approle/role/{pwn_role}/secret-id", provisioner_token, {}))
+# The previous provisioner.hcl, whose AppRole rule was a `tenant-*` glob: kept here as the control that shows
+# the chain below really escalates when a policy lets it.
+PREVIOUS_POLICY = """
+path "sys/policies/acl/tenant-*" {
+  capabilities = ["create", "read", "update", "delete"]
+}
+path "auth/approle/role/tenant-*" {
+  capabilities = ["create", "read", "update", "delete"]
+  allowed_parameters = {
+    "token_policies"          = ["tenant-*"]
+    "token_no_default_policy" = [true]
+  }
+}
+"""
+
+
+def pwn_chain(vault: VaultTarget, token: str, role: str) -> dict[str, int]:
+    """The known chain, step by step, as ``token``: each step's status; it stops where it is refused."""
+    answers: dict[str, int] = {}
+
+    def step(name: str, method: str, path: str, as_token: str | None, body: Any = None) -> Any:
+        answer = vault.call(method, path, as_token, body)
+        answers[name] = answer.status_code
+        return answer if answer.status_code < 400 else None
+
+    if not step("write policy", "PUT", f"sys/policies/acl/{role}", token, {"policy": WIDE_OPEN}):
+        return answers
+    if not step(
+        "create AppRole",
+        "POST",
+        f"auth/approle/role/{role}",
+        token,
+        {"token_policies": role, "token_no_default_policy": True},
+    ):
+        return answers
+    role_id = step("read role-id", "GET", f"auth/approle/role/{role}/role-id", token)
+    secret_id = step("mint secret-id", "POST", f"auth/approle/role/{role}/secret-id", token, {})
+    if role_id is None or secret_id is None:
+        return answers
+    login = step(
+        "log in",
+        "POST",
+        "auth/approle/login",
+        None,
+        {"role_id": role_id.json()["data"]["role_id"], "secret_id": secret_id.json()["data"]["secret_id"]},
+    )
+    if login is None:
+        return answers
+    minted = login.json()["auth"]["client_token"]
+    step("list everything under the mount", "LIST", "secret/metadata/", minted)
+    step("write admin-backdoor", "PUT", f"sys/policies/acl/{role}-admin-backdoor", minted, {"policy": WIDE_OPEN})
+    step("enable an auth method", "POST", f"sys/auth/{role}", minted, {"type": "userpass"})
+    return answers
+
+
+def test_the_tenant_pwn_chain_ends_without_a_token(vault: VaultTarget, provisioner_token: str):
+    """The two steps it may take succeed; then no way remains to log in as the role it made."""
+    assert pwn_chain(vault, provisioner_token, f"{ROLE}-chain") == {
+        "write policy": 204,
+        "create AppRole": 204,
+        "read role-id": 403,
+        "mint secret-id": 403,
+    }
     login = vault.call("POST", "auth/approle/login", None, {"role_id": "chosen-by-me", "secret_id": "guess"})
     assert login.status_code == 400 and "auth" not in login.json()
-    for path in ("secret/data/platform/root", "sys/policies/acl/admin-backdoor"):
-        refused(vault.call("GET", path, provisioner_token))
+
+
+def test_the_same_chain_escalates_under_the_previous_policy(vault: VaultTarget):
+    """The control: with the previous provisioner.hcl the same calls end in a token that writes any policy."""
+    name = f"smarteros-provisioner-previous-{secrets.token_hex(3)}"
+    vault.put_policy(name, PREVIOUS_POLICY)
+    assert pwn_chain(vault, vault.token_with_policies(name), f"{ROLE}-{secrets.token_hex(3)}") == {
+        "write policy": 204,
+        "create AppRole": 204,
+        "read role-id": 200,
+        "mint secret-id": 200,
+        "log in": 200,
+        "list everything under the mount": 200,
+        "write admin-backdoor": 204,
+        "enable an auth method": 204,
+    }
 
 
 def test_a_tenant_approle_reaches_its_own_subtree_only(vault: VaultTarget, provisioner_host: ProviderHost):
