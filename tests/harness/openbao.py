@@ -11,6 +11,7 @@ Its ``HOME`` is a fresh directory, so nothing is written to the user's token hel
 
 :func:`provision` sets a server up exactly as README's "Once per Vault" block says (it runs those commands
 with ``bao``) and returns the provisioning token; the Vault tests and the whole-program converge use it.
+:func:`approle_login` logs in as a tenant's service does (role-id and a fresh secret-id from the operator).
 """
 
 from __future__ import annotations
@@ -250,3 +251,24 @@ def provision(address: str, admin_token: str) -> str:
     finally:
         shutil.rmtree(home, ignore_errors=True)
     return output
+
+
+def approle_login(address: str, admin_token: str, role: str) -> str:
+    """Log in with AppRole ``role`` as a tenant's service does: the operator (``admin_token``) reads the
+    role-id and mints a fresh secret-id, then the login itself carries no token. Returns the client token."""
+
+    def call(method: str, path: str, token: str | None, body: object = None) -> dict[str, object]:
+        headers = {"X-Vault-Token": token} if token else {}
+        answer = requests.request(method, f"{address}/v1/{path}", headers=headers, json=body, timeout=10)
+        if answer.status_code >= 400:
+            raise OpenBaoHarnessError(f"{method} /v1/{path} answered {answer.status_code}: {answer.text[:300]}")
+        return dict(answer.json())
+
+    role_id = call("GET", f"auth/approle/role/{role}/role-id", admin_token)["data"]
+    secret_id = call("POST", f"auth/approle/role/{role}/secret-id", admin_token, {})["data"]
+    assert isinstance(role_id, dict) and isinstance(secret_id, dict)
+    credentials = {"role_id": role_id["role_id"], "secret_id": secret_id["secret_id"]}
+    login = call("POST", "auth/approle/login", None, credentials)
+    auth = login["auth"]
+    assert isinstance(auth, dict)
+    return str(auth["client_token"])

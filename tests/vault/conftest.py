@@ -26,7 +26,7 @@ import requests
 from stdnum.cl import rut as cl_rut
 
 from tests.conftest import ProviderHostFactory
-from tests.harness.openbao import OpenBaoServer, provision
+from tests.harness.openbao import OpenBaoServer, approle_login, provision
 from tests.harness.provider_host import ProviderHost
 from tests.vault.double import VaultFaultProxy
 
@@ -68,15 +68,7 @@ class VaultTarget:
     def tenant_login(self, rut: str) -> str:
         """Log in with the tenant's AppRole as its service would, with a role-id and a fresh secret-id that the
         operator (this target's administrative token) reads and mints."""
-        role = f"tenant-{rut.lower()}"
-        approle = self.operator().auth.approle
-        role_id = approle.read_role_id(role)["data"]["role_id"]
-        secret_id = approle.generate_secret_id(role)["data"]["secret_id"]
-        answer = requests.post(
-            f"{self.address}/v1/auth/approle/login", json={"role_id": role_id, "secret_id": secret_id}, timeout=10
-        )
-        answer.raise_for_status()
-        return str(answer.json()["auth"]["client_token"])
+        return approle_login(self.address, self.token, f"tenant-{rut.lower()}")
 
 
 @pytest.fixture(
