@@ -124,7 +124,7 @@ def test_sealed_in_the_middle_then_the_rerun_loses_nothing(
 
 
 def test_the_token_revoked_in_the_middle_then_a_new_token_loses_nothing(
-    openbao_server: OpenBaoServer, provider_host_factory: ProviderHostFactory
+    openbao_server: OpenBaoServer, openbao_provisioner_token: str, provider_host_factory: ProviderHostFactory
 ):
     server = openbao_server
     token = provision(server.address, server.root_token)
@@ -145,7 +145,7 @@ def test_the_token_revoked_in_the_middle_then_a_new_token_loses_nothing(
     )
     _clean(failure.value, host, token, server.root_token)
 
-    renewed = _host(server, provision(server.address, server.root_token), provider_host_factory)
+    renewed = _host(server, openbao_provisioner_token, provider_host_factory)  # another token made as README says
     tenant.converge(renewed)
     after = _live(server, f"tenants/{tenant.rut}/odoo")
     assert {k: after[k] for k in written} == written, "nothing regenerated"
