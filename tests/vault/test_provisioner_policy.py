@@ -22,7 +22,7 @@ from components.providers.vault import (
     VaultSecret,
     render_policy,
 )
-from tests.harness.openbao import readme_vault_setup
+from tests.harness.openbao import approle_login, readme_vault_setup
 from tests.harness.provider_host import ProviderHost, urn
 from tests.vault.conftest import VaultTarget, fresh_rut
 
@@ -383,3 +383,25 @@ def test_what_it_still_allows_is_what_vault_readme_says(vault: VaultTarget, prov
     assert pointed.status_code == 204
     refused(vault.call("POST", f"auth/approle/role/{other}", provisioner_token, {"token_policies": "ops"}))
     assert vault.call("DELETE", f"auth/approle/role/{other}", provisioner_token).status_code == 204
+
+
+def test_a_provisioning_token_from_an_approle_of_the_same_mount_could_raise_itself(
+    vault: VaultTarget, provisioner_token: str
+):
+    """Why vault/README.md says to issue the token with `vault token create` and never through an AppRole of
+    auth/approle: such a token may point its own role at a tenant-* policy it wrote, and log in again."""
+    ci = f"ci-{secrets.token_hex(3)}"  # provisioner_token: README's set-up has installed the policy
+    assert vault.call("POST", f"auth/approle/role/{ci}", vault.token, {"token_policies": "smarteros-provisioner"}).ok
+    first = vault.call("GET", "auth/token/lookup-self", approle_login(vault.address, vault.token, ci))
+    assert first.json()["data"]["policies"] == ["default", "smarteros-provisioner"]
+    role_id = vault.operator().auth.approle.read_role_id(ci)["data"]["role_id"]
+    secret_id = vault.operator().auth.approle.generate_secret_id(ci)["data"]["secret_id"]
+    credentials = {"role_id": role_id, "secret_id": secret_id}
+    token = vault.call("POST", "auth/approle/login", None, credentials).json()["auth"]["client_token"]
+
+    wide = f"tenant-{ci}"
+    assert vault.call("PUT", f"sys/policies/acl/{wide}", token, {"policy": WIDE_OPEN}).status_code == 204
+    assert vault.call("POST", f"auth/approle/role/{ci}", token, {"token_policies": wide}).status_code == 204
+    again = vault.call("POST", "auth/approle/login", None, credentials).json()["auth"]["client_token"]
+    backdoor = vault.call("PUT", f"sys/policies/acl/{ci}-admin-backdoor", again, {"policy": WIDE_OPEN})
+    assert backdoor.status_code == 204
