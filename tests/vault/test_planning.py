@@ -1,4 +1,5 @@
-"""The pure decisions of the Vault provider: rendering, validation, write plans, drift and diffs."""
+"""The pure decisions of the Vault provider: rendering, validation, write plans, drift and diffs (and the
+rendered policy of a K RUT, enforced by the server under test)."""
 
 from __future__ import annotations
 
