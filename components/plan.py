@@ -446,11 +446,12 @@ def code(value: Any, limit: int = 200, *, cell: bool = False) -> str:
     return f"{ticks}{pad}{shown}{pad}{ticks}"
 
 
-def tenant_label(t: TenantPlan, *, html_block: bool = False) -> str:
+def tenant_label(t: TenantPlan, *, html_block: bool = False, cell: bool = False) -> str:
+    """The tenant's name in code (GitHub turns no ``@name`` in code into a mention) and its RUT."""
     if t.rut is None:
         return "Platform (shared by every tenant)"
-    escape = html_text if html_block else text
-    return f"{escape(t.name)} ({t.rut})"
+    name = f"<code>{html_text(t.name)}</code>" if html_block else code(t.name, cell=cell)
+    return f"{name} ({t.rut})"
 
 
 def _change_line(change: InputChange) -> str:
@@ -550,7 +551,7 @@ def summary_section(t: TenantPlan) -> str:
 
 def _row(t: TenantPlan, today: date) -> str:
     cells = [
-        tenant_label(t),
+        tenant_label(t, cell=True),
         code(t.path, cell=True) if t.path else "",
         text(_status(t)),
         str(t.count("add")),
