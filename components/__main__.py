@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m components",
         description="Tenant provisioning as code: check tenant files, show the resource graph.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{validate,graph,plan}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{validate,graph,plan,drift}")
     validate = commands.add_parser(
         "validate",
         help="check tenant files (no credentials needed)",
@@ -55,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
         "plan", help="print, as Markdown, what a change does to each tenant (no credentials)", add_help=False
     )
     plan.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    drift = commands.add_parser(
+        "drift", help="name the tenants that drifted, from `pulumi preview --refresh --json`", add_help=False
+    )
+    drift.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 
 
@@ -132,6 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from components.plan import main as plan_main
 
         return plan_main(args_list[1:])
+    if args_list[:1] == ["drift"]:
+        from components.drift import main as drift_main
+
+        return drift_main(args_list[1:])
     args = _parser().parse_args(args_list)
     if args.command == "validate":
         return validate(args.paths)
