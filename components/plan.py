@@ -291,14 +291,15 @@ def compare(base: Side, head: Side, *, stack: str, today: date | None = None) ->
     def lose(rut: str | None, how: str, what: str) -> None:
         data_loss.setdefault(rut, {}).setdefault(how, []).append(what)
 
+    base_tenants = {r["name"] for r in base.resources if r["type"] == TENANT_TYPE}
+    head_tenants = {r["name"] for r in head.resources if r["type"] == TENANT_TYPE}
+
     def tenant(rut: str | None) -> TenantPlan:
         if rut not in tenants:
             old, new = base_files.get(rut), head_files.get(rut)
             shown = new or old
-            in_base = rut is None or any(
-                r["type"] == TENANT_TYPE and r["name"] == rut for r in base.resources
-            )
-            in_head = rut is None or any(r["type"] == TENANT_TYPE and r["name"] == rut for r in head.resources)
+            in_base = rut is None or rut in base_tenants
+            in_head = rut is None or rut in head_tenants
             tenants[rut] = TenantPlan(
                 rut=rut,
                 name=shown.name if shown else (rut or "Platform"),
@@ -309,7 +310,7 @@ def compare(base: Side, head: Side, *, stack: str, today: date | None = None) ->
             )
         return tenants[rut]
 
-    for rut in {r["name"] for r in [*base.resources, *head.resources] if r["type"] == TENANT_TYPE}:
+    for rut in sorted(base_tenants | head_tenants):
         tenant(rut)
 
     for urn, new in head_by_urn.items():
@@ -399,8 +400,7 @@ def compare(base: Side, head: Side, *, stack: str, today: date | None = None) ->
 
     changed = [t for t in tenants.values() if t.changed]
     unchanged = sum(1 for t in tenants.values() if t.rut is not None and not t.changed)
-    order = {"platform": 0}
-    changed.sort(key=lambda t: (order.get("platform" if t.rut is None else "", 1), t.path or "", t.rut or ""))
+    changed.sort(key=lambda t: (t.rut is not None, t.path or "", t.rut or ""))  # the platform first
     return Plan(base.label, head.label, stack, day, changed, unchanged, refusals)
 
 
