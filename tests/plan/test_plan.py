@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from components import plan
-from tests.plan.repo import SCENARIOS, build_scenarios, git, make_repo, rut_changed
+from tests.plan.repo import NEW_TENANT, SCENARIOS, build_scenarios, git, make_repo, rut_changed
 
 EXPECTED = Path(__file__).with_name("expected")
 TODAY = date(2026, 6, 1)
@@ -148,3 +148,25 @@ def test_an_unknown_base_is_a_one_line_error(repo: Path) -> None:
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr == f"no-such-branch: not a commit of the repository in {repo}\n"
+
+
+def test_a_head_whose_tenant_files_are_invalid_is_a_clear_error_and_no_comment(repo: Path, tmp_path: Path) -> None:
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "--quiet", str(repo), str(clone))
+    (clone / "tenants" / "acme.yaml").write_text(NEW_TENANT.replace("rut: 76.953.480-6", "rut: 76.953.480-5"))
+    result = subprocess.run(
+        [sys.executable, "-m", "components", "plan", "--base", "origin/main"],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[:3] == [
+        "working tree: the program stops before registering anything:",
+        "tenant files are not valid:",
+        "tenants/acme.yaml:2:6: rut: '76.953.480-5' has check digit 5, expected 6",
+    ]
