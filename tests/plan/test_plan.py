@@ -170,3 +170,12 @@ def test_a_head_whose_tenant_files_are_invalid_is_a_clear_error_and_no_comment(r
         "tenant files are not valid:",
         "tenants/acme.yaml:2:6: rut: '76.953.480-5' has check digit 5, expected 6",
     ]
+
+
+def test_recorded_graphs_hold_no_secret_value_and_no_serialised_provider(sides: dict[str, plan.Side]) -> None:
+    resources = sides["main"].resources
+    connection = next(r for r in resources if r["type"].endswith("metabase:DatabaseConnection"))
+    assert connection["inputs"]["password"] == "[secret]"
+    login = next(r for r in resources if r["type"].endswith("vault:Secret") and r["name"].endswith("-postgres"))
+    assert login["inputs"]["provided"] == "[secret]"
+    assert all("__provider" not in r["inputs"] for r in resources)
