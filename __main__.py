@@ -5,6 +5,7 @@ import pulumi_cloudflare as cloudflare
 
 from components.config import PROJECT, ConfigError, load_stack_config
 from components.fleet import load_fleet
+from components.lifecycle import as_of, today_in, trial_expired
 from components.platform import Platform, PlatformArgs
 from components.spec import SpecError
 from components.tenant import Tenant, TenantArgs
@@ -19,6 +20,15 @@ except ConfigError as error:
     raise pulumi.RunError(f"stack config is not valid:\n{error}") from None
 except SpecError as error:
     raise pulumi.RunError(f"tenant files are not valid:\n{error}") from None
+
+# The lifecycle is evaluated at converge: a trial past its last day (in the stack's time zone) is suspended.
+today = today_in(config.time_zone)
+for spec in tenants:
+    if trial_expired(spec, today):
+        pulumi.log.warn(
+            f"tenant {spec.rut} ({spec.slug}): trial ended on {spec.trial_expires_at}; converging as suspended"
+        )
+tenants = [as_of(spec, today) for spec in tenants]
 
 platform = Platform("platform", PlatformArgs(config))
 edge_provider = (

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 PROJECT = "smarteros"
+DEFAULT_TIME_ZONE = "America/Santiago"
 
 # Secret keys (set with `pulumi config set --secret <key> ...`) and their environment fallbacks.
 SECRET_KEYS: dict[str, str] = {
@@ -50,6 +52,10 @@ class CloudflareConfig(_Section):
     app_exposure: Literal["protected", "public"] = Field("protected", alias="appExposure")
     products: dict[Literal["chat", "erp", "automation", "store"], ProductEdge] = Field(default_factory=dict)
     ttl: int = 1
+    # Zero Trust Access applications this stack may hold in the account (Cloudflare's default quota is 500
+    # per account; lower it when other stacks or hand-made applications share the account). `plan` refuses
+    # a change that would exceed it.
+    access_application_limit: int = Field(500, alias="accessApplicationLimit", ge=1)
 
     @model_validator(mode="after")
     def _complete_when_enabled(self) -> CloudflareConfig:
@@ -104,11 +110,21 @@ class MetabaseConfig(_Section):
     database: MetabaseDatabaseConfig = Field(default_factory=lambda: MetabaseDatabaseConfig.model_validate({}))
 
 
+def _known_time_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (expected an IANA name such as 'America/Santiago')") from None
+    return value
+
+
 class StackConfig(_Section):
     """The whole stack configuration, as the program sees it."""
 
     tenant_files: list[str] = Field(default_factory=lambda: ["tenants/*.yaml"], alias="tenantFiles")
     protect: bool = False
+    # Trial dates are days in this time zone: a trial whose last day has passed here converges as suspended.
+    time_zone: Annotated[str, AfterValidator(_known_time_zone)] = Field(DEFAULT_TIME_ZONE, alias="timeZone")
     cloudflare: CloudflareConfig = Field(default_factory=lambda: CloudflareConfig.model_validate({}))
     postgres: PostgresConfig = Field(default_factory=lambda: PostgresConfig.model_validate({}))
     vault: VaultConfig = Field(default_factory=lambda: VaultConfig.model_validate({}))
@@ -118,6 +134,7 @@ class StackConfig(_Section):
 _SECTIONS: dict[str, str] = {
     "tenantFiles": "tenant_files",
     "protect": "protect",
+    "timeZone": "time_zone",
     "cloudflare": "cloudflare",
     "postgres": "postgres",
     "vault": "vault",

@@ -5,6 +5,9 @@ resource the program registers: ``urn``, ``type``, ``name``, ``parent`` (the par
 resource at the top of the stack), and ``inputs`` with every secret value replaced by ``"[secret]"``.
 Reviewers use it to see what a tenant file turns into; the tests use :func:`run_program` to assert the
 resource graph, including the resource options the engine would act on.
+
+This module imports nothing else from ``components``, so ``plan`` can load it on its own and run the
+program of another checkout (whose ``components`` package is that checkout's) under the same recorder.
 """
 
 from __future__ import annotations
@@ -22,9 +25,8 @@ from typing import Any
 
 import yaml
 
-from .config import PROJECT
-
 ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PROJECT = "smarteros"  # the name in Pulumi.yaml, used when a folder has none
 SECRET = "[secret]"  # noqa: S105 (the placeholder shown instead of a secret)
 STACK_TYPE = "pulumi:pulumi:Stack"
 
@@ -154,14 +156,24 @@ def _mock_classes() -> tuple[type, type]:
     return ProgramMocks, RecordingMonitor
 
 
+def project_name(root: Path = ROOT) -> str:
+    """The project's name from ``Pulumi.yaml`` (config keys without a namespace belong to it)."""
+    path = root / "Pulumi.yaml"
+    if not path.is_file():
+        return DEFAULT_PROJECT
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return str(data.get("name") or DEFAULT_PROJECT)
+
+
 def load_stack_file(stack: str, root: Path = ROOT) -> tuple[dict[str, Any], list[str]]:
     """Config of ``Pulumi.<stack>.yaml`` as ``(values, secret_keys)``; ``secure:`` values become ``[secret]``."""
     path = root / f"Pulumi.{stack}.yaml"
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    project = project_name(root)
     values: dict[str, Any] = {}
     secret_keys: list[str] = []
     for key, value in (data.get("config") or {}).items():
-        full = key if ":" in key else f"{PROJECT}:{key}"
+        full = key if ":" in key else f"{project}:{key}"
         if isinstance(value, dict) and set(value) == {"secure"}:
             values[full] = SECRET
             secret_keys.append(full)
@@ -206,7 +218,7 @@ def execute(
     settings.ROOT.set(None)
     settings.SETTINGS.rpc_manager.clear()
     settings.SETTINGS.outputs.clear()
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_mocks(mocks, project=project_name(root), stack=stack, preview=False, monitor=monitor)
     settings.ROOT.set(None)  # the program runs in its own stack, which registers its exports
 
     def main() -> None:
@@ -250,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     values, secret_keys = load_stack_file(args.stack)
     if args.tenants:
         folder = os.path.relpath(Path(args.tenants).resolve(), ROOT)
-        values[f"{PROJECT}:tenantFiles"] = [os.path.join(folder, "*.yaml")]
+        values[f"{project_name()}:tenantFiles"] = [os.path.join(folder, "*.yaml")]
 
     import pulumi
 
