@@ -34,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     validate.add_argument(
+        "--project",
+        metavar="DIR",
+        help="folder whose Pulumi.<stack>.yaml files give the stacks' policy (default: this project)",
+    )
+    validate.add_argument(
         "paths",
         nargs="*",
         metavar="PATH",
@@ -44,12 +49,33 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def validate(paths: Sequence[str]) -> int:
-    """Validate tenant files and report the outcome; returns the process exit code."""
-    from components.spec import check_files
+def validate(paths: Sequence[str], project: str | None = None) -> int:
+    """Validate tenant files and report the outcome; returns the process exit code.
 
+    Whatever the input, this prints messages, never a traceback, and never the content of a file.
+    """
+    try:
+        return _validate(paths, project)
+    except Exception as error:
+        print(
+            f"validate stopped on an internal error ({type(error).__name__}); no file content is shown. "
+            "Please report it with the file that caused it.",
+            file=sys.stderr,
+        )
+        return 2
+
+
+def _validate(paths: Sequence[str], project: str | None) -> int:
+    from pathlib import Path
+
+    from components.spec import check_files
+    from components.stackfiles import check_project
+
+    root = Path(project) if project else Path(__file__).resolve().parent.parent
+    policy, stack_problems = check_project(root)
     targets = list(paths) or [DEFAULT_TENANTS]
-    _, problems, count = check_files(targets)
+    _, problems, count = check_files(targets, policy)
+    problems = stack_problems + problems
     shown = ", ".join(targets)
     if problems:
         for problem in problems:
@@ -73,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return graph_main(args_list[1:])
     args = _parser().parse_args(args_list)
     if args.command == "validate":
-        return validate(args.paths)
+        return validate(args.paths, args.project)
     return 2  # pragma: no cover - argparse rejects unknown commands first
 
 

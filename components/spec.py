@@ -27,13 +27,13 @@ This module imports nothing from Pulumi, so validating files stays fast and need
 from __future__ import annotations
 
 import difflib
-import glob
 import math
 import os
 import re
+import stat
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -51,14 +51,15 @@ from pydantic import (
 from stdnum.cl import rut as cl_rut
 from stdnum.exceptions import ValidationError as StdnumValidationError
 
-from components import naming
+from components import limits, naming
 from components.catalog import PRODUCTS, SERVICES, TENANT_TABLES
+from components.limits import SLUG_PATTERN
+from components.policy import Policy
 
 # --------------------------------------------------------------------------------------------------
 # Field rules shared by the model and the loader
 # --------------------------------------------------------------------------------------------------
 
-SLUG_PATTERN = r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$"
 SECRET_KEY_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"  # noqa: S105 - a key-name pattern, not a secret
 _SLUG_RE = re.compile(SLUG_PATTERN)
 _SECRET_KEY_RE = re.compile(SECRET_KEY_PATTERN)
@@ -70,14 +71,10 @@ _DOMAIN_RE = re.compile(rf"^(?:{_LABEL}\.)+[A-Za-z]{{2,63}}$")
 _LOCAL_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 
 # Go's time.ParseDuration syntax, which Cloudflare Access uses for session durations.
-_GO_DURATION_RE = re.compile(r"^(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$")
-_GO_DURATION_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_GO_DURATION_RE = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)?(?:ns|us|µs|ms|s|m|h))+$")
+_GO_DURATION_PART_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)")
 _GO_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
-# PostgreSQL time units for integer settings such as statement_timeout (stored in milliseconds).
-_PG_TIMEOUT_RE = re.compile(r"^(\d+)\s*(ms|s|min|h|d)$")
-_PG_UNIT_MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
-_PG_INT_MAX = 2_147_483_647
 
 
 class FieldProblem(ValueError):
@@ -94,10 +91,18 @@ class FieldProblem(ValueError):
 
 
 def show(value: object, limit: int = 60) -> str:
-    """A value as the user wrote it, quoted when it is text, shortened when long."""
+    """A value as the user wrote it, quoted when it is text, shortened when long.
+
+    Never the value itself when it looks like a credential, and control, invisible or bidirectional
+    characters are written as escapes (``\\u202e``), so a message never leaks or disguises anything.
+    """
     if isinstance(value, str):
+        if credential_kind(value):
+            return "a value that looks like a credential"
         text = value if len(value) <= limit else value[: limit - 1] + "…"
-        return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        return "'" + limits.escape_invisible(text.replace("\\", "\\\\").replace("'", "\\'")) + "'"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**15:
+        return f"a number of {len(str(abs(value)))} digits"
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -187,14 +192,14 @@ def _check_session_duration(value: str) -> str:
 
 
 def _check_statement_timeout(value: str) -> str:
-    match = _PG_TIMEOUT_RE.fullmatch(value.strip())
-    if not match:
-        raise ValueError(f"{show(value)} is not a PostgreSQL duration; write it like 500ms, 30s, 5min or 1h")
-    milliseconds = int(match.group(1)) * _PG_UNIT_MS[match.group(2)]
+    try:
+        milliseconds = limits.statement_timeout_ms(value, unit_required=True)
+    except ValueError as error:
+        if "longer" in str(error):
+            raise ValueError(f"{show(value)} is longer than PostgreSQL allows (about 24 days)") from None
+        raise ValueError(f"{show(value)} is not a PostgreSQL duration; write it like 500ms, 30s, 5min or 1h") from None
     if milliseconds <= 0:
         raise ValueError(f"{show(value)} must be longer than zero (0 would disable the timeout)")
-    if milliseconds > _PG_INT_MAX:
-        raise ValueError(f"{show(value)} is longer than PostgreSQL allows (about 24 days)")
     return value
 
 
@@ -215,10 +220,25 @@ def _check_secret_key(value: str) -> str:
     return value
 
 
-def _check_text(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be empty")
-    return value
+def _text_rule(max_length: int) -> Any:
+    """A validator for free text: not blank, at most ``max_length`` characters, no control, invisible or
+    bidirectional characters, and no ownership marker of a system the text reaches."""
+
+    def check(value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        if len(value) > max_length:
+            raise ValueError(f"is {len(value)} characters long; at most {max_length} are allowed")
+        found = limits.forbidden_character(value)
+        if found:
+            index, code, what = found
+            raise ValueError(f"holds {code}, {what}, at character {index + 1}; retype the text without it")
+        marker = limits.ownership_marker_in(value)
+        if marker:
+            raise ValueError(f"holds '{marker}', which marks objects the platform owns; reword it")
+        return value
+
+    return AfterValidator(check)
 
 
 def _unique(values: Sequence[Any], *, fold_case: bool = False) -> None:
@@ -232,7 +252,9 @@ def _unique(values: Sequence[Any], *, fold_case: bool = False) -> None:
 
 
 Email = Annotated[str, AfterValidator(_check_email)]
-Text = Annotated[str, AfterValidator(_check_text)]
+Name = Annotated[str, _text_rule(limits.NAME_MAX_LENGTH)]
+Plan = Annotated[str, _text_rule(limits.PLAN_MAX_LENGTH)]
+CollectionName = Annotated[str, _text_rule(limits.METABASE_NAME_MAX_LENGTH)]
 
 
 class _Model(BaseModel):
@@ -288,11 +310,16 @@ class DatabaseSpec(_Model):
         default_factory=_read_only,
         description="Privileges granted on every listed table.",
     )
-    connection_limit: int = Field(default=5, ge=1, le=1000, description="Maximum concurrent connections of the role.")
+    connection_limit: int = Field(
+        default=5,
+        ge=limits.CONNECTION_LIMIT_MIN,
+        le=limits.CONNECTION_LIMIT_MAX,
+        description="Maximum concurrent connections of the role.",
+    )
     statement_timeout: Annotated[str, AfterValidator(_check_statement_timeout)] = Field(
         default="30s",
         description="statement_timeout of the role, with a PostgreSQL unit (500ms, 30s, 5min, 1h).",
-        json_schema_extra={"pattern": _PG_TIMEOUT_RE.pattern},
+        json_schema_extra={"pattern": r"^[0-9]{1,12}[ \t]*(ms|s|min|h|d)$"},
     )
 
     @field_validator("tables", "privileges")
@@ -315,7 +342,9 @@ class ServiceSecretsSpec(_Model):
         description="Keys operators fill in by hand in Vault (e.g. tokens a vendor issues); never written.",
         json_schema_extra={"items": {"type": "string", "pattern": SECRET_KEY_PATTERN}},
     )
-    rotate: int = Field(default=0, ge=0, description="Raise this number to regenerate the generated keys.")
+    rotate: int = Field(
+        default=0, ge=0, le=limits.ROTATE_MAX, description="Raise this number to regenerate the generated keys."
+    )
 
     @field_validator("generate")
     @classmethod
@@ -341,7 +370,7 @@ class AnalyticsSpec(_Model):
     """The tenant's Metabase groups, collection and query permissions."""
 
     enabled: bool = Field(default=True, description="Whether the tenant gets Metabase groups, a collection and data.")
-    collection: Text | None = Field(
+    collection: CollectionName | None = Field(
         default=None, description="Name of the tenant's collection; default '<rut> (<name>)'."
     )
     owners: list[Email] = Field(
@@ -394,14 +423,14 @@ class TenantSpec(_Model):
         description="Short name used in hostnames; must equal the file name without .yaml.",
         json_schema_extra={"pattern": SLUG_PATTERN},
     )
-    name: Text = Field(description="Display name, any Unicode (Ferretería Juanito).")
+    name: Name = Field(description="Display name, any Unicode (Ferretería Juanito), at most 200 characters.")
     type: Literal["customer", "infrastructure"] = Field(
         default="customer", description="customer, or infrastructure for the platform's own tenants."
     )
     status: Literal["trial", "active", "suspended", "cancelled"] = Field(
         description="Lifecycle state; offboarding changes it, it never deletes data."
     )
-    plan: Text = Field(description="Commercial plan, free text.")
+    plan: Plan = Field(description="Commercial plan, free text, at most 100 characters.")
     trial_expires_at: date | None = Field(
         default=None,
         strict=False,
@@ -510,29 +539,37 @@ def field_path(loc: Loc) -> str:
 # Credential-looking values
 # --------------------------------------------------------------------------------------------------
 
-_PEM_RE = re.compile(r"-----BEGIN [A-Z0-9 ]*-----")
-_URL_PASSWORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/:@]*:[^\s/@]+@")
-_KV_PASSWORD_RE = re.compile(r"(?i)(?:^|[\s;])(?:password|passwd|pwd)\s*=\s*\S")
+# Every pattern runs in time linear in the value's length, whatever the value: a variable-length part is
+# possessive (``*+``, ``{n,}+``: no backtracking into it), and a pattern that needs something after such
+# a part may only start where a run of its characters starts (the look-behind), so no character is
+# scanned from more than one starting point. A tenant file of a megabyte validates in about a second.
+_RUN = r"A-Za-z0-9_\-"
+_START = rf"(?<![{_RUN}.])"
+_PEM_RE = re.compile(r"-----BEGIN [A-Z0-9 ]*+-----")
+_URL_PASSWORD_RE = re.compile(r"://[^\s/:@]*+:[^\s/@]++@")
+_KV_PASSWORD_RE = re.compile(r"(?i)(?:^|[\s;])(?:password|passwd|pwd)\s*+=\s*+\S")
 _PREFIXES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}"), "a GitHub token"),
-    (re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}"), "a GitHub token"),
-    (re.compile(r"\bglpat-[A-Za-z0-9_-]{16,}"), "a GitLab token"),
-    (re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}"), "a Stripe secret key"),
-    (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), "a Slack token"),
-    (re.compile(r"\bxapp-[A-Za-z0-9-]{10,}"), "a Slack token"),
-    (re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), "an AWS access key"),
+    (re.compile(r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20}"), "a GitHub token"),
+    (re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20}"), "a GitHub token"),
+    (re.compile(r"\bglpat-[A-Za-z0-9_-]{16}"), "a GitLab token"),
+    (re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10}"), "a Stripe secret key"),
+    (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10}"), "a Slack token"),
+    (re.compile(r"\bxapp-[A-Za-z0-9-]{10}"), "a Slack token"),
+    (re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])"), "an AWS access key"),
     (re.compile(r"\bAIza[A-Za-z0-9_-]{35}"), "a Google API key"),
-    (re.compile(r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}"), "an API secret key"),
-    (re.compile(r"\bhv[sbr]\.[A-Za-z0-9_-]{20,}"), "a Vault token"),
-    (re.compile(r"\bnpm_[A-Za-z0-9]{30,}"), "an npm token"),
-    (re.compile(r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}"), "a SendGrid key"),
-    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), "a JSON Web Token"),
+    (re.compile(r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20}"), "an API secret key"),
+    (re.compile(r"\bhv[sbr]\.[A-Za-z0-9_-]{20}"), "a Vault token"),
+    (re.compile(r"\bnpm_[A-Za-z0-9]{30}"), "an npm token"),
+    (re.compile(rf"{_START}SG\.[{_RUN}]{{16,}}+\.[{_RUN}]{{16}}"), "a SendGrid key"),
+    (re.compile(rf"{_START}eyJ[{_RUN}]{{8,}}+\.eyJ[{_RUN}]{{8,}}+\.[{_RUN}]{{8}}"), "a JSON Web Token"),
 )
-_TOKEN_RE = re.compile(r"[A-Za-z0-9+/_=-]{24,}")
-_HEX_RE = re.compile(r"[0-9a-fA-F]{32,}")
+_TOKEN_RE = re.compile(r"[A-Za-z0-9+/_=-]{24,}+")
+_HEX_RE = re.compile(r"[0-9a-fA-F]{32,}+")
 _UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_WORDY_RE = re.compile(r"[A-Z]?[a-z]+(?:[A-Z][a-z]+)*[0-9]{0,4}|[A-Z]{1,8}[0-9]{0,4}|[0-9]{1,8}|[a-z]{1,3}[0-9]{1,3}")
-_SEPARATORS_RE = re.compile(r"[-_/+=.]+")
+_WORDY_RE = re.compile(
+    r"[A-Z]?+[a-z]++(?:[A-Z][a-z]++)*+[0-9]{0,4}+|[A-Z]{1,8}+[0-9]{0,4}+|[0-9]{1,8}+|[a-z]{1,3}+[0-9]{1,3}+"
+)
+_SEPARATORS_RE = re.compile(r"[-_/+=.]++")
 
 
 def _entropy(text: str) -> float:
@@ -554,8 +591,12 @@ def _random_looking(token: str) -> str | None:
     return None
 
 
-def credential_kind(value: str) -> str | None:
-    """What kind of credential a text value looks like, or ``None`` when it looks harmless."""
+def credential_kind(value: str, *, random_tokens: bool = True) -> str | None:
+    """What kind of credential a text value looks like, or ``None`` when it looks harmless.
+
+    ``random_tokens=False`` keeps only the unambiguous signs (PEM blocks, passwords in URLs or connection
+    strings, well-known token prefixes), for files such as stack config that hold hexadecimal account ids.
+    """
     if _PEM_RE.search(value):
         return "a PEM block"
     if _URL_PASSWORD_RE.search(value):
@@ -565,6 +606,8 @@ def credential_kind(value: str) -> str | None:
     for pattern, kind in _PREFIXES:
         if pattern.search(value):
             return kind
+    if not random_tokens:
+        return None
     for token in _TOKEN_RE.findall(value):
         looks = _random_looking(token)
         if looks:
@@ -623,10 +666,12 @@ class _Document:
 class _FileChecker:
     """Turns one file's text into plain data, collecting every problem with its position."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, opaque_keys: frozenset[str] = frozenset(), *, random_tokens: bool = True) -> None:
         self.path = path
         self.problems: list[Problem] = []
         self.constructor = yaml.constructor.SafeConstructor()
+        self.opaque_keys = opaque_keys  # keys whose text value is kept unexamined (Pulumi's `secure:`)
+        self.random_tokens = random_tokens
 
     def add(self, node_or_mark: Any, loc: Loc, message: str) -> None:
         mark = getattr(node_or_mark, "start_mark", node_or_mark)
@@ -648,11 +693,14 @@ class _FileChecker:
             if "expected a single document" in f"{exc.context} {exc.problem}":
                 self.add(exc.problem_mark, (), "a tenant file holds one YAML document; a second one starts here")
             else:
-                detail = exc.problem or exc.context or "invalid YAML"
-                self.add(exc.problem_mark or exc.context_mark, (), f"YAML syntax error: {detail}")
+                detail = str(exc.problem or exc.context or "invalid YAML")
+                if credential_kind(detail) or len(detail) > 200:
+                    detail = "invalid YAML"
+                mark = exc.problem_mark or exc.context_mark
+                self.add(mark, (), f"YAML syntax error: {limits.escape_invisible(detail)}")
             return None
-        except yaml.YAMLError as exc:
-            self.add(None, (), f"YAML syntax error: {exc}")
+        except yaml.YAMLError:
+            self.add(None, (), "YAML syntax error")
             return None
         if root is None:
             self.problems.append(Problem(self.path, 1, 1, "", "the file is empty; expected the tenant's fields"))
@@ -668,11 +716,11 @@ class _FileChecker:
 
     @staticmethod
     def _kind(node: yaml.Node) -> str:
-        if isinstance(node, yaml.MappingNode):
-            return "a mapping"
+        # Never the value itself: a file that is not a tenant file (a connection string, a copied
+        # system file) must not have its content repeated in CI logs.
         if isinstance(node, yaml.SequenceNode):
             return "a list"
-        return f"the value {show(node.value)}"
+        return "a single value"
 
     def _within_budget(self, root: yaml.Node) -> bool:
         """Count nodes as if every alias were expanded, without expanding anything."""
@@ -733,6 +781,10 @@ class _FileChecker:
                     self.add(key_node, loc, f"keys must be text, found {shown}")
                     continue
                 key = key_node.value
+                problem = _key_problem(key)
+                if problem:
+                    self.add(key_node, loc, problem)  # the key is never repeated, not even in the field
+                    continue
                 if key in seen:
                     first = seen[key].start_mark
                     self.add(
@@ -743,33 +795,101 @@ class _FileChecker:
                     continue
                 seen[key] = key_node
                 doc.keys[(*loc, key)] = key_node
+                if key in self.opaque_keys and isinstance(value_node, yaml.ScalarNode):
+                    doc.values[(*loc, key)] = value_node
+                    out[key] = value_node.value
+                    continue
                 out[key] = self._build(value_node, (*loc, key), doc)
             return out
         if isinstance(node, yaml.SequenceNode):
             if node.tag != _SEQ_TAG:
                 return self._refuse_tag(node, loc, doc)
             return [self._build(child, (*loc, i), doc) for i, child in enumerate(node.value)]
+        # Whatever the tag: `!!int "postgres://..."` is a credential too.
+        kind = credential_kind(node.value, random_tokens=self.random_tokens)
+        if kind:
+            self.add(node, loc, f"looks like a credential ({kind}); credentials belong in Vault")
+            doc.reported.add(loc)
+            return _Redacted()
         if node.tag not in _SCALAR_TAGS:
             return self._refuse_tag(node, loc, doc)
+        found = limits.forbidden_character(node.value)
+        if found:
+            index, code, what = found
+            self.add(node, loc, f"holds {code}, {what}, at character {index + 1}; retype the text without it")
+            doc.reported.add(loc)
+            return _Redacted()
         if node.tag == "tag:yaml.org,2002:str":
-            kind = credential_kind(node.value)
-            if kind:
-                self.add(node, loc, f"looks like a credential ({kind}); credentials belong in Vault")
-                doc.reported.add(loc)
-                return _Redacted()
             return node.value
         try:
             return self.constructor.construct_object(node)
-        except (ValueError, OverflowError, yaml.YAMLError):
+        except Exception:  # any constructor failure is a bad value (`!!bool maybe`, `!!timestamp soon`)
             what = "date" if node.tag.endswith(":timestamp") else _short_tag(node.tag)[2:]
             self.add(node, loc, f"{show(node.value)} is not a valid {what}")
             doc.reported.add(loc)
             return _Redacted()
 
     def _refuse_tag(self, node: yaml.Node, loc: Loc, doc: _Document) -> Any:
-        self.add(node, loc, f"tag '{_short_tag(node.tag)}' is not allowed; use plain YAML values")
+        tag = _short_tag(node.tag)
+        shown = f"'{tag}'" if len(tag) <= 60 and not credential_kind(tag) else "with this name"
+        self.add(node, loc, f"tag {limits.escape_invisible(shown)} is not allowed; use plain YAML values")
         doc.reported.add(loc)
         return _Redacted()
+
+
+def _key_problem(key: str) -> str | None:
+    """Why a mapping key cannot be used (and must not be repeated in a message), or ``None``."""
+    kind = credential_kind(key)
+    if kind:
+        return f"a key looks like a credential ({kind}); credentials belong in Vault"
+    if len(key) > limits.KEY_MAX_LENGTH:
+        return f"a key is {len(key)} characters long; no key of a tenant file is longer than {limits.KEY_MAX_LENGTH}"
+    found = limits.forbidden_character(key)
+    if found:
+        return f"a key holds {found[1]}, {found[2]}; retype it without it"
+    return None
+
+
+def comment_problems(text: str, *, random_tokens: bool = True) -> list[tuple[int, int, str]]:
+    """``(line, column, message)`` for every YAML comment that holds something like a credential.
+
+    Comments are what lies between the scanner's tokens after a ``#``; each character is looked at once.
+    """
+    if "#" not in text:
+        return []
+    loader = _TenantLoader(text)
+    gaps: list[tuple[int, int, int, int]] = []  # (start, end, line, column) of each stretch between tokens
+    previous = (0, 0, 0)
+    try:
+        while loader.check_token():
+            token = loader.get_token()
+            gaps.append((previous[0], token.start_mark.index, previous[1], previous[2]))
+            end = token.end_mark
+            if end.index >= previous[0]:
+                previous = (end.index, end.line, end.column)
+    except yaml.YAMLError:
+        pass  # the parser reports the syntax error; the rest of the file is still looked at
+    finally:
+        loader.dispose()
+    gaps.append((previous[0], len(text), previous[1], previous[2]))
+    found: list[tuple[int, int, str]] = []
+    for start, end, line, column in gaps:
+        position = start
+        while True:
+            hash_at = text.find("#", position, end)
+            if hash_at < 0:
+                break
+            newline_before = text.rfind("\n", start, hash_at)
+            line += text.count("\n", position, hash_at)
+            at_column = hash_at - newline_before if newline_before >= 0 else column + hash_at - start + 1
+            line_end = text.find("\n", hash_at, end)
+            line_end = end if line_end < 0 else line_end
+            kind = credential_kind(text[hash_at + 1 : line_end], random_tokens=random_tokens)
+            if kind:
+                message = f"a comment looks like a credential ({kind}); remove it from the file"
+                found.append((line + 1, at_column, message))
+            position = line_end
+    return found
 
 
 def _too_deep(text: str) -> Any:
@@ -949,44 +1069,17 @@ def _near(error: Any, loc: Loc) -> Loc:
 # --------------------------------------------------------------------------------------------------
 
 
-def _expand(paths: Sequence[str | os.PathLike[str]], problems: list[Problem]) -> list[str]:
-    """Tenant files named by ``paths``: files as given, folders' ``*.yaml`` sorted, globs expanded."""
-    files: list[str] = []
-    seen: set[str] = set()
-
-    def add(name: str) -> None:
-        key = os.path.realpath(name)
-        if key not in seen:
-            seen.add(key)
-            files.append(name)
-
-    for raw in paths:
-        given = os.fspath(raw)
-        if os.path.isdir(given):
-            found = sorted(e.name for e in os.scandir(given) if e.name.endswith(".yaml") and e.is_file())
-            if not found:
-                problems.append(Problem(given, 0, 0, "", "no tenant files (*.yaml) in this folder"))
-            for name in found:
-                add(os.path.join(given, name))
-        elif os.path.exists(given):
-            add(given)
-        elif glob.has_magic(given):
-            matches = sorted(glob.glob(given))
-            if not matches:
-                problems.append(Problem(given, 0, 0, "", "no files match this pattern"))
-            for name in matches:
-                add(name)
-        else:
-            problems.append(Problem(given, 0, 0, "", "cannot read: no such file or folder"))
-    return files
-
-
 def _read(path: str, problems: list[Problem]) -> str | None:
     try:
-        with open(path, "rb") as handle:
+        # Never through a link, never blocking on a pipe: selection checked the kind, this closes the race.
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(descriptor, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                problems.append(Problem(path, 0, 0, "", "is not a regular file"))
+                return None
             raw = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        problems.append(Problem(path, 0, 0, "", f"cannot read: {(exc.strerror or str(exc)).lower()}"))
+        problems.append(Problem(path, 0, 0, "", f"cannot read: {(exc.strerror or 'unreadable').lower()}"))
         return None
     if len(raw) > MAX_FILE_BYTES:
         problems.append(Problem(path, 0, 0, "", f"file is larger than {MAX_FILE_BYTES} bytes"))
@@ -1012,21 +1105,93 @@ def _node_where(path: str, node: yaml.Node | None) -> str:
     return f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
 
 
-def _cross_checks(
-    checker: _FileChecker,
-    doc: _Document,
-    ruts: dict[str, _Claim],
-    slugs: dict[str, _Claim],
-    hosts: dict[str, _Claim],
-) -> None:
-    """Rules that need the file name or the other files: slug = file stem, unique RUT/slug/hostnames."""
+@dataclass
+class _Claims:
+    """What the files read so far claim: RUTs, slugs, hostnames and collection names (folded)."""
+
+    ruts: dict[str, _Claim] = field(default_factory=dict)
+    slugs: dict[str, _Claim] = field(default_factory=dict)
+    hosts: dict[str, _Claim] = field(default_factory=dict)
+    collections: dict[str, _Claim] = field(default_factory=dict)
+
+
+def _text_at(data: Any, *keys: str) -> str | None:
+    """The text at ``keys`` in plain data, or ``None`` when absent, not text or already reported."""
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data if isinstance(data, str) and not isinstance(data, _Redacted) else None
+
+
+def _collection_check(checker: _FileChecker, doc: _Document, normal_rut: str | None, claims: _Claims) -> None:
+    """Collection names are unique across tenants, compared case-insensitively."""
+    analytics = doc.data.get("analytics")
+    if isinstance(analytics, dict) and analytics.get("enabled") is False:
+        return
+    given = _text_at(doc.data, "analytics", "collection")
+    loc: Loc
+    if given is not None:
+        name, loc = given, ("analytics", "collection")
+    else:
+        tenant_name = _text_at(doc.data, "name")
+        if tenant_name is None or normal_rut is None:
+            return
+        name, loc = naming.default_collection_name(normal_rut, tenant_name), ("name",)
+    folded = " ".join(name.split()).casefold()
+    node = doc.values.get(loc)
+    if folded in claims.collections:
+        other = claims.collections[folded]
+        what = "collection name" if given is not None else "default collection name"
+        message = f"the {what} {show(name)} is also used by {other.where} (names are compared ignoring case)"
+        checker.add(node, loc, message)
+    else:
+        claims.collections[folded] = _Claim(checker.path, _node_where(checker.path, node))
+
+
+def _policy_checks(checker: _FileChecker, doc: _Document, policy: Policy) -> None:
+    """The stack's refusals: slugs naming platform hosts, public mail domains in access.email_domains."""
+    slug = _text_at(doc.data, "slug")
+    if slug is not None and not slug_error(slug):
+        products = doc.data.get("products")
+        labels: list[tuple[str, Loc]] = [(slug, ("slug",))]
+        if isinstance(products, list):
+            labels += [
+                (f"{slug}-{p}", ("products", i)) for i, p in enumerate(products) if isinstance(p, str) and p in PRODUCTS
+            ]
+        for label, loc in labels:
+            if label in policy.reserved_labels:
+                checker.add(
+                    doc.values.get(loc),
+                    loc,
+                    f"'{label}' is a hostname the platform keeps for itself (reserved: stack config "
+                    "smarteros:reservedSlugs and the platform's own hosts); choose another slug",
+                )
+    access = doc.data.get("access")
+    domains = access.get("email_domains") if isinstance(access, dict) else None
+    if isinstance(domains, list):
+        for index, domain in enumerate(domains):
+            if isinstance(domain, str) and domain.lower().rstrip(".") in policy.public_mail_domains:
+                loc = ("access", "email_domains", index)
+                checker.add(
+                    doc.values.get(loc),
+                    loc,
+                    f"{show(domain)} is a public mail provider: anyone can get an address there; "
+                    "list the people under access.emails instead",
+                )
+
+
+def _cross_checks(checker: _FileChecker, doc: _Document, claims: _Claims) -> None:
+    """Rules that need the file name or the other files: slug = file stem, unique RUT/slug/hostnames and
+    collection names."""
+    ruts, slugs, hosts = claims.ruts, claims.slugs, claims.hosts
     data = doc.data
     path = checker.path
     stem = Path(path).stem if Path(path).suffix in (".yaml", ".yml") else Path(path).name
 
     rut_value = data.get("rut")
+    normal: str | None = None
     if isinstance(rut_value, str | int) and not isinstance(rut_value, bool | _Redacted):
-        normal: str | None
         try:
             normal = normalise_rut(rut_value)
         except ValueError:
@@ -1036,8 +1201,10 @@ def _cross_checks(
             if normal in ruts:
                 other = ruts[normal]
                 checker.add(node, ("rut",), f"{show(rut_value)} is RUT {normal}, already used by {other.where}")
+                normal = None  # reported once; the default collection name would only repeat it
             else:
                 ruts[normal] = _Claim(path, _node_where(path, node))
+    _collection_check(checker, doc, normal, claims)
 
     slug = data.get("slug")
     if not isinstance(slug, str) or isinstance(slug, _Redacted) or slug_error(slug):
@@ -1069,36 +1236,49 @@ def _cross_checks(
             hosts[host] = _Claim(path, _node_where(path, node))
 
 
-def check_files(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[TenantSpec], list[Problem], int]:
-    """Validate tenant files; returns the valid specs, every problem found, and how many files were read."""
-    problems: list[Problem] = []
-    files = _expand(paths, problems)
+def check_files(
+    paths: Sequence[str | os.PathLike[str]], policy: Policy | None = None, *, allow_empty: bool = False
+) -> tuple[list[TenantSpec], list[Problem], int]:
+    """Validate tenant files; returns the valid specs, every problem found, and how many files were read.
+
+    ``paths`` are files, folders or glob patterns, selected by :func:`components.selection.select_tenant_files`
+    (the program selects the same way); ``policy`` adds the stack's refusals (reserved slugs, public mail
+    domains), the built-in ones when not given.
+    """
+    from components.selection import select_tenant_files
+
+    selection = select_tenant_files(paths, allow_empty=allow_empty)
+    problems: list[Problem] = list(selection.problems)
+    rules = policy or Policy()
     specs: list[TenantSpec] = []
-    ruts: dict[str, _Claim] = {}
-    slugs: dict[str, _Claim] = {}
-    hosts: dict[str, _Claim] = {}
-    for path in files:
+    claims = _Claims()
+    for path in selection.files:
         text = _read(path, problems)
         if text is None:
             continue
         checker = _FileChecker(path)
+        for line, col, message in comment_problems(text):
+            checker.problems.append(Problem(path, line, col, "", message))
         doc = checker.parse(text)
         if doc is not None:
             spec = _validate(checker, doc)
-            _cross_checks(checker, doc, ruts, slugs, hosts)
+            _cross_checks(checker, doc, claims)
+            _policy_checks(checker, doc, rules)
             if spec is not None and not checker.problems:
                 specs.append(spec)
         problems.extend(sorted(checker.problems, key=lambda p: (p.line, p.col)))
-    return specs, problems, len(files)
+    return specs, problems, len(selection.files)
 
 
-def load_tenants(paths: Sequence[str | os.PathLike[str]]) -> list[TenantSpec]:
+def load_tenants(
+    paths: Sequence[str | os.PathLike[str]], policy: Policy | None = None, *, allow_empty: bool = False
+) -> list[TenantSpec]:
     """Every tenant in ``paths`` (files, folders of ``*.yaml``, or glob patterns), in file order.
 
     Raises :class:`SpecError` listing every problem in every file when any file is not valid, so a bad
     file never yields a partial deployment.
     """
-    specs, problems, _ = check_files(paths)
+    specs, problems, _ = check_files(paths, policy, allow_empty=allow_empty)
     if problems:
         raise SpecError(problems)
     return specs

@@ -61,6 +61,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from components.config import VaultConfig, secret_from_raw, section_from_raw
+from components.limits import ROTATE_MAX
 from components.naming import vault_policy_name, vault_secret_path, vault_tenant_prefix
 
 from .base import DynamicResource
@@ -204,7 +205,9 @@ def check_secret_inputs(news: Mapping[str, Any]) -> list[tuple[str, str]]:
         elif _known(value) and not isinstance(value, str):
             failures.append((f"provided.{key}", "must be a string"))
     rotate = news.get("rotate")
-    if isinstance(rotate, bool) or not isinstance(rotate, int | float) or int(rotate) != rotate or rotate < 0:
+    if isinstance(rotate, int | float) and not isinstance(rotate, bool) and not rotate <= ROTATE_MAX:
+        failures.append(("rotate", f"must be at most {ROTATE_MAX} (numbers beyond it lose precision)"))
+    elif isinstance(rotate, bool) or not isinstance(rotate, int | float) or int(rotate) != rotate or rotate < 0:
         failures.append(("rotate", f"{rotate!r} is not a whole number >= 0"))
     generate = set(news.get("generate") or []) if isinstance(news.get("generate"), list) else set()
     external = set(news.get("external") or []) if isinstance(news.get("external"), list) else set()
