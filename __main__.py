@@ -2,7 +2,6 @@
 
 import pulumi
 import pulumi_cloudflare as cloudflare
-
 from pulumi.runtime.config import is_config_secret
 
 from components.config import PROJECT, ConfigError, load_stack_config, plaintext_credentials
