@@ -68,21 +68,26 @@ def validate(paths: Sequence[str], project: str | None = None) -> int:
 def _validate(paths: Sequence[str], project: str | None) -> int:
     from pathlib import Path
 
-    from components.spec import check_files
+    from components.spec import check_selected
     from components.stackfiles import check_project
 
     root = Path(project) if project else Path(__file__).resolve().parent.parent
     policy, stack_problems = check_project(root)
     targets = list(paths) or [DEFAULT_TENANTS]
-    _, problems, count = check_files(targets, policy)
-    problems = stack_problems + problems
+    checked = check_selected(targets, policy)
+    problems = stack_problems + checked.problems
+    count = len(checked.files)
     shown = ", ".join(targets)
     if problems:
         for problem in problems:
             print(problem, file=sys.stderr)
-        files_with_problems = len({p.path for p in problems})
+        tenant_files = set(checked.files)
+        in_tenant_files = len({p.path for p in problems if p.path in tenant_files})
+        others = len({p.path for p in problems if p.path not in tenant_files})
         noun = "problem" if len(problems) == 1 else "problems"
-        where = f"in {files_with_problems} of {count} tenant files" if count else "and no tenant file read"
+        where = f"in {in_tenant_files} of {count} tenant files" if count else "and no tenant file read"
+        if others and count:
+            where += f" and {others} other {'file' if others == 1 else 'files'}"
         print(f"{len(problems)} {noun} {where} ({shown})", file=sys.stderr)
         return 1
     noun = "file" if count == 1 else "files"

@@ -959,6 +959,8 @@ def _describe(value: Any) -> str:
         return f"the text {show(value)}"
     if isinstance(value, date):
         return f"the date {value.isoformat()}"
+    if isinstance(value, int) and abs(value) >= 10**15:
+        return show(value)
     return f"the number {value}"
 
 
@@ -1236,10 +1238,27 @@ def _cross_checks(checker: _FileChecker, doc: _Document, claims: _Claims) -> Non
             hosts[host] = _Claim(path, _node_where(path, node))
 
 
+@dataclass
+class Checked:
+    """What :func:`check_selected` found: the valid specs, every problem, and the tenant files selected."""
+
+    specs: list[TenantSpec]
+    problems: list[Problem]
+    files: list[str]
+
+
 def check_files(
     paths: Sequence[str | os.PathLike[str]], policy: Policy | None = None, *, allow_empty: bool = False
 ) -> tuple[list[TenantSpec], list[Problem], int]:
-    """Validate tenant files; returns the valid specs, every problem found, and how many files were read.
+    """Validate tenant files; returns the valid specs, every problem found, and how many files were read."""
+    checked = check_selected(paths, policy, allow_empty=allow_empty)
+    return checked.specs, checked.problems, len(checked.files)
+
+
+def check_selected(
+    paths: Sequence[str | os.PathLike[str]], policy: Policy | None = None, *, allow_empty: bool = False
+) -> Checked:
+    """Select tenant files and validate them.
 
     ``paths`` are files, folders or glob patterns, selected by :func:`components.selection.select_tenant_files`
     (the program selects the same way); ``policy`` adds the stack's refusals (reserved slugs, public mail
@@ -1267,7 +1286,7 @@ def check_files(
             if spec is not None and not checker.problems:
                 specs.append(spec)
         problems.extend(sorted(checker.problems, key=lambda p: (p.line, p.col)))
-    return specs, problems, len(selection.files)
+    return Checked(specs, problems, selection.files)
 
 
 def load_tenants(

@@ -45,6 +45,8 @@ def check_stack_file(path: Path) -> tuple[Policy | None, list[Problem]]:
     if not isinstance(config, dict):
         return Policy(), checker.problems
     for key, value in config.items():
+        if ("config", key) in doc.reported:
+            continue  # already reported as a credential, once is enough
         if credential_key(key) and not (isinstance(value, dict) and set(value) == {"secure"}):
             node = doc.values.get(("config", key))
             name = key if ":" in key else f"{PROJECT}:{key}"
