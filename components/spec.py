@@ -580,12 +580,13 @@ def _entropy(text: str) -> float:
 def _random_looking(token: str) -> str | None:
     if _UUID_RE.fullmatch(token):
         return None
-    if _HEX_RE.fullmatch(token) and any(c.isdigit() for c in token) and any(c.isalpha() for c in token):
+    digit, lower, upper = (re.search(c, token) is not None for c in ("[0-9]", "[a-z]", "[A-Z]"))
+    if _HEX_RE.fullmatch(token) and digit and (lower or upper):
         return "a long hexadecimal token"
     parts = [p for p in _SEPARATORS_RE.split(token) if p]
     if all(_WORDY_RE.fullmatch(p) for p in parts):
         return None  # identifiers made of words, such as query-builder-and-native
-    classes = sum((any(c.islower() for c in token), any(c.isupper() for c in token), any(c.isdigit() for c in token)))
+    classes = sum((lower, upper, digit))
     if classes >= 2 and _entropy(token) >= 3.5:
         return "a long random-looking token"
     return None
