@@ -56,6 +56,7 @@ from pulumi.dynamic import (
     ResourceProvider,
     UpdateResult,
 )
+from pulumi.output import Unknown
 from pulumi.runtime import rpc
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
@@ -152,7 +153,8 @@ def secret_owner(custom_metadata: Mapping[str, Any] | None) -> str | None:
 
 def _known(value: Any) -> bool:
     """False for a value the engine will only know at apply time (previews)."""
-    return not (isinstance(value, str) and value == rpc.UNKNOWN)
+    # The provider host hands Check an ``Unknown`` instance; the sentinel string arrives elsewhere.
+    return not (isinstance(value, Unknown) or (isinstance(value, str) and value == rpc.UNKNOWN))
 
 
 def _check_rut(rut: Any) -> list[tuple[str, str]]:
