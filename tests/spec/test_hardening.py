@@ -146,3 +146,46 @@ def test_an_unexpected_failure_is_one_line_without_traceback_or_content(
         "validate stopped on an internal error (KeyError); no file content is shown. "
         "Please report it with the file that caused it.\n"
     )
+
+
+def test_the_program_refuses_a_slug_naming_one_of_the_stacks_own_hosts(tmp_path: Path) -> None:
+    # This stack puts Metabase on tableros.smarterbot.cl: a tenant "tableros" would take over that hostname.
+    (tmp_path / "tableros.yaml").write_text(ACME.replace("slug: acme", "slug: tableros"))
+    config = stack_config("prod", tenantFiles=[str(tmp_path / "*.yaml")])
+    config["smarteros:metabase"] = {**config["smarteros:metabase"], "url": "https://tableros.smarterbot.cl"}
+    with pytest.raises(pulumi.RunError) as raised:
+        execute(config=config, stack="prod")
+    assert str(raised.value) == (
+        f"tenant files are not valid:\n{tmp_path}/tableros.yaml:2:7: slug: 'tableros' is a hostname the platform "
+        "keeps for itself (reserved: stack config smarteros:reservedSlugs and the platform's own hosts); "
+        "choose another slug"
+    )
+
+
+def test_a_stack_extends_the_public_mail_domains_the_program_refuses(tmp_path: Path) -> None:
+    (tmp_path / "acme.yaml").write_text(ACME + "access:\n  email_domains: [correo.example]\n")
+    config = stack_config("dev", tenantFiles=[str(tmp_path / "*.yaml")])
+    execute(config=config, stack="dev")  # not a public provider by default
+    with pytest.raises(pulumi.RunError, match="'correo.example' is a public mail provider"):
+        execute(config={**config, "smarteros:publicMailDomains": ["correo.example"]}, stack="dev")
+
+
+def test_the_platform_hosts_of_a_stack_are_reserved_labels() -> None:
+    from components.config import stack_config_from_raw
+    from components.policy import labels_under_zone, policy_from_config
+
+    policy = policy_from_config(stack_config_from_raw(stack_config("prod")))
+    assert {"vault", "ingress", "www", "api", "kpi"} <= policy.reserved_labels
+    hosts = ["https://vault.smarterbot.cl", "chat.ingress.smarterbot.cl", "db.elsewhere.co", "smarterbot.cl"]
+    assert labels_under_zone(hosts, "smarterbot.cl") == {"vault", "ingress"}
+
+
+def test_a_yml_file_beside_the_files_a_pattern_selects_stops_the_program(tmp_path: Path) -> None:
+    (tmp_path / "acme.yaml").write_text(ACME)
+    (tmp_path / "beta.yml").write_text(BETA)
+    pattern = str(tmp_path / "*.yaml")
+    with pytest.raises(pulumi.RunError) as raised:
+        execute(config=stack_config("dev", tenantFiles=[pattern]), stack="dev")
+    assert str(raised.value) == (
+        f"tenant files are not valid:\n{tmp_path}/beta.yml: tenant files end in '.yaml' exactly; rename it to beta.yaml"
+    )
