@@ -166,7 +166,7 @@ def test_a_stack_extends_the_public_mail_domains_the_program_refuses(tmp_path: P
     (tmp_path / "acme.yaml").write_text(ACME + "access:\n  email_domains: [correo.example]\n")
     config = stack_config("dev", tenantFiles=[str(tmp_path / "*.yaml")])
     execute(config=config, stack="dev")  # not a public provider by default
-    with pytest.raises(pulumi.RunError, match="'correo.example' is a public mail provider"):
+    with pytest.raises(pulumi.RunError, match=r"'correo\.example' is a public mail provider"):
         execute(config={**config, "smarteros:publicMailDomains": ["correo.example"]}, stack="dev")
 
 
