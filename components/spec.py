@@ -252,6 +252,8 @@ def _unique(values: Sequence[Any], *, fold_case: bool = False) -> None:
 
 
 Email = Annotated[str, AfterValidator(_check_email)]
+_VISIBLE_TEXT = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u206f\\ufeff]*$"
+"""For editors: text without control, zero-width or bidirectional characters (validate checks more)."""
 Name = Annotated[str, _text_rule(limits.NAME_MAX_LENGTH)]
 Plan = Annotated[str, _text_rule(limits.PLAN_MAX_LENGTH)]
 CollectionName = Annotated[str, _text_rule(limits.METABASE_NAME_MAX_LENGTH)]
@@ -371,7 +373,9 @@ class AnalyticsSpec(_Model):
 
     enabled: bool = Field(default=True, description="Whether the tenant gets Metabase groups, a collection and data.")
     collection: CollectionName | None = Field(
-        default=None, description="Name of the tenant's collection; default '<rut> (<name>)'."
+        default=None,
+        description="Name of the tenant's collection, unique across tenants ignoring case; default '<rut> (<name>)'.",
+        json_schema_extra={"maxLength": limits.METABASE_NAME_MAX_LENGTH, "pattern": _VISIBLE_TEXT},
     )
     owners: list[Email] = Field(
         default_factory=list,
@@ -423,14 +427,20 @@ class TenantSpec(_Model):
         description="Short name used in hostnames; must equal the file name without .yaml.",
         json_schema_extra={"pattern": SLUG_PATTERN},
     )
-    name: Name = Field(description="Display name, any Unicode (Ferretería Juanito), at most 200 characters.")
+    name: Name = Field(
+        description="Display name, any Unicode (Ferretería Juanito) but no invisible or control characters.",
+        json_schema_extra={"maxLength": limits.NAME_MAX_LENGTH, "pattern": _VISIBLE_TEXT},
+    )
     type: Literal["customer", "infrastructure"] = Field(
         default="customer", description="customer, or infrastructure for the platform's own tenants."
     )
     status: Literal["trial", "active", "suspended", "cancelled"] = Field(
         description="Lifecycle state; offboarding changes it, it never deletes data."
     )
-    plan: Plan = Field(description="Commercial plan, free text, at most 100 characters.")
+    plan: Plan = Field(
+        description="Commercial plan, free text.",
+        json_schema_extra={"maxLength": limits.PLAN_MAX_LENGTH, "pattern": _VISIBLE_TEXT},
+    )
     trial_expires_at: date | None = Field(
         default=None,
         strict=False,
