@@ -22,7 +22,7 @@ import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .spec import Problem
+from .problems import Problem
 
 SUFFIX = ".yaml"
 

@@ -13,26 +13,31 @@ What the loader rejects, beyond what the model itself checks:
 - tags other than the plain YAML ones (``!!python/object`` and friends never reach a constructor);
 - anchors and aliases that would expand beyond :data:`MAX_EXPANDED_NODES` nodes, or that refer to
   themselves. A plain alias (``viewers: *team``) is fine; an alias bomb is refused before it expands;
-- any value that looks like a credential (PEM blocks, URLs or connection strings carrying a password,
-  well-known token prefixes, long random-looking strings); the message never repeats the value;
-- a slug that differs from the file name, and RUTs, slugs or hostnames that two files share.
+- any value, key or comment that looks like a credential (PEM blocks, URLs or connection strings carrying
+  a password, well-known token prefixes, long random-looking strings); no message repeats it;
+- control, invisible or bidirectional characters in any text, ownership markers of the platform, and
+  anything longer or larger than a provider or server accepts (:mod:`components.limits`);
+- a slug that differs from the file name, and RUTs, slugs, hostnames or collection names that two files
+  share; slugs the stack reserves and public mail domains (:mod:`components.policy`).
 
 Scalars follow YAML 1.2 rather than PyYAML's YAML 1.1 defaults: only ``true``/``false`` are booleans
 (so ``queries: no`` means the text ``no``) and integers are plain decimals, which is also what editors
 using ``tenant.schema.json`` assume.
 
-This module imports nothing from Pulumi, so validating files stays fast and needs no credentials.
+The YAML side lives in :mod:`components.tenant_yaml`, the credential scan in :mod:`components.credentials`,
+the limits shared with the providers in :mod:`components.limits`, the stack's refusals in
+:mod:`components.policy` and the choice of files in :mod:`components.selection`; their public names stay
+importable from here. This module imports nothing from Pulumi, so validating files stays fast and needs no
+credentials.
 """
 
 from __future__ import annotations
 
 import difflib
-import math
 import os
 import re
 import stat
-from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -53,8 +58,47 @@ from stdnum.exceptions import ValidationError as StdnumValidationError
 
 from components import limits, naming
 from components.catalog import PRODUCTS, SERVICES, TENANT_TABLES
+from components.credentials import credential_kind
 from components.limits import SLUG_PATTERN
 from components.policy import Policy
+from components.problems import Loc, Problem, SpecError, field_path, show
+from components.selection import select_tenant_files
+from components.tenant_yaml import (
+    MAX_DEPTH,
+    MAX_EXPANDED_NODES,
+    MAX_FILE_BYTES,
+    _Document,
+    _FileChecker,
+    _Redacted,
+    comment_problems,
+)
+
+__all__ = [  # the names other modules import from here, wherever they are defined
+    "MAX_DEPTH",
+    "MAX_EXPANDED_NODES",
+    "MAX_FILE_BYTES",
+    "SLUG_PATTERN",
+    "AccessSpec",
+    "AnalyticsSpec",
+    "Checked",
+    "DatabaseSpec",
+    "FieldProblem",
+    "Loc",
+    "Problem",
+    "ServiceSecretsSpec",
+    "SpecError",
+    "TenantSpec",
+    "check_files",
+    "check_selected",
+    "comment_problems",
+    "credential_kind",
+    "field_path",
+    "load_tenants",
+    "normalise_rut",
+    "show",
+    "slug_error",
+    "tenant_json_schema",
+]
 
 # --------------------------------------------------------------------------------------------------
 # Field rules shared by the model and the loader
@@ -88,30 +132,6 @@ class FieldProblem(ValueError):
         super().__init__(message)
         self.at = at
         self.near = near  # a sibling field to point at when the value itself is absent
-
-
-def show(value: object, limit: int = 60) -> str:
-    """A value as the user wrote it, quoted when it is text, shortened when long.
-
-    Never the value itself when it looks like a credential, and control, invisible or bidirectional
-    characters are written as escapes (``\\u202e``), so a message never leaks or disguises anything.
-    """
-    if isinstance(value, str):
-        if credential_kind(value):
-            return "a value that looks like a credential"
-        text = value if len(value) <= limit else value[: limit - 1] + "…"
-        return "'" + limits.escape_invisible(text.replace("\\", "\\\\").replace("'", "\\'")) + "'"
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**15:
-        return f"a number of {len(str(abs(value)))} digits"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return str(value)
 
 
 def _closest(word: str, choices: Iterable[str]) -> str:
@@ -504,442 +524,6 @@ def tenant_json_schema() -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------------
-# Problems
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with one file; ``line``/``col`` are 1-based, 0 when the file could not be read."""
-
-    path: str
-    line: int
-    col: int
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.path}:{self.line}:{self.col}" if self.line else self.path
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
-
-
-class SpecError(Exception):
-    """Tenant files that cannot be deployed; ``str()`` gives one line per problem."""
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems = list(problems)
-        super().__init__("\n".join(str(p) for p in self.problems))
-
-
-Loc = tuple[str | int, ...]
-
-
-def field_path(loc: Loc) -> str:
-    """``('access', 'emails', 1)`` → ``access.emails[1]``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-# --------------------------------------------------------------------------------------------------
-# Credential-looking values
-# --------------------------------------------------------------------------------------------------
-
-# Every pattern runs in time linear in the value's length, whatever the value: a variable-length part is
-# possessive (``*+``, ``{n,}+``: no backtracking into it), and a pattern that needs something after such
-# a part may only start where a run of its characters starts (the look-behind), so no character is
-# scanned from more than one starting point. A tenant file of a megabyte validates in about a second.
-_RUN = r"A-Za-z0-9_\-"
-_START = rf"(?<![{_RUN}.])"
-_PEM_RE = re.compile(r"-----BEGIN [A-Z0-9 ]*+-----")
-_URL_PASSWORD_RE = re.compile(r"://[^\s/:@]*+:[^\s/@]++@")
-_KV_PASSWORD_RE = re.compile(r"(?i)(?:^|[\s;])(?:password|passwd|pwd)\s*+=\s*+\S")
-_PREFIXES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20}"), "a GitHub token"),
-    (re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20}"), "a GitHub token"),
-    (re.compile(r"\bglpat-[A-Za-z0-9_-]{16}"), "a GitLab token"),
-    (re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10}"), "a Stripe secret key"),
-    (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10}"), "a Slack token"),
-    (re.compile(r"\bxapp-[A-Za-z0-9-]{10}"), "a Slack token"),
-    (re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])"), "an AWS access key"),
-    (re.compile(r"\bAIza[A-Za-z0-9_-]{35}"), "a Google API key"),
-    (re.compile(r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20}"), "an API secret key"),
-    (re.compile(r"\bhv[sbr]\.[A-Za-z0-9_-]{20}"), "a Vault token"),
-    (re.compile(r"\bnpm_[A-Za-z0-9]{30}"), "an npm token"),
-    (re.compile(rf"{_START}SG\.[{_RUN}]{{16,}}+\.[{_RUN}]{{16}}"), "a SendGrid key"),
-    (re.compile(rf"{_START}eyJ[{_RUN}]{{8,}}+\.eyJ[{_RUN}]{{8,}}+\.[{_RUN}]{{8}}"), "a JSON Web Token"),
-)
-_TOKEN_RE = re.compile(r"[A-Za-z0-9+/_=-]{24,}+")
-_HEX_RE = re.compile(r"[0-9a-fA-F]{32,}+")
-_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_WORDY_RE = re.compile(
-    r"[A-Z]?+[a-z]++(?:[A-Z][a-z]++)*+[0-9]{0,4}+|[A-Z]{1,8}+[0-9]{0,4}+|[0-9]{1,8}+|[a-z]{1,3}+[0-9]{1,3}+"
-)
-_SEPARATORS_RE = re.compile(r"[-_/+=.]++")
-
-
-def _entropy(text: str) -> float:
-    counts = Counter(text)
-    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
-
-
-def _random_looking(token: str) -> str | None:
-    if _UUID_RE.fullmatch(token):
-        return None
-    digit, lower, upper = (re.search(c, token) is not None for c in ("[0-9]", "[a-z]", "[A-Z]"))
-    if _HEX_RE.fullmatch(token) and digit and (lower or upper):
-        return "a long hexadecimal token"
-    parts = [p for p in _SEPARATORS_RE.split(token) if p]
-    if all(_WORDY_RE.fullmatch(p) for p in parts):
-        return None  # identifiers made of words, such as query-builder-and-native
-    classes = sum((lower, upper, digit))
-    if classes >= 2 and _entropy(token) >= 3.5:
-        return "a long random-looking token"
-    return None
-
-
-def credential_kind(value: str, *, random_tokens: bool = True) -> str | None:
-    """What kind of credential a text value looks like, or ``None`` when it looks harmless.
-
-    ``random_tokens=False`` keeps only the unambiguous signs (PEM blocks, passwords in URLs or connection
-    strings, well-known token prefixes), for files such as stack config that hold hexadecimal account ids.
-    """
-    if _PEM_RE.search(value):
-        return "a PEM block"
-    if _URL_PASSWORD_RE.search(value):
-        return "a URL with a password"
-    if _KV_PASSWORD_RE.search(value):
-        return "a connection string with a password"
-    for pattern, kind in _PREFIXES:
-        if pattern.search(value):
-            return kind
-    if not random_tokens:
-        return None
-    for token in _TOKEN_RE.findall(value):
-        looks = _random_looking(token)
-        if looks:
-            return looks
-    return None
-
-
-# --------------------------------------------------------------------------------------------------
-# YAML: parse with marks, refuse what is unsafe, build plain data plus an index of positions
-# --------------------------------------------------------------------------------------------------
-
-MAX_EXPANDED_NODES = 10_000
-"""Upper bound on the nodes a file may expand to once aliases are followed (an alias bomb is refused)."""
-
-MAX_DEPTH = 32
-"""Deepest nesting of mappings and lists a tenant file may use (a real one needs four levels)."""
-
-MAX_FILE_BYTES = 1_000_000
-
-_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _TenantLoader(_BaseLoader):  # type: ignore[valid-type,misc]
-    """Safe loader with YAML 1.2-style booleans and integers."""
-
-
-_BOOL = "tag:yaml.org,2002:bool"
-_INT = "tag:yaml.org,2002:int"
-_TenantLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_BOOL, _INT)]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_TenantLoader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-_TenantLoader.add_implicit_resolver(_INT, re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789"))
-
-_SCALAR_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "timestamp"))
-_MAP_TAG = "tag:yaml.org,2002:map"
-_SEQ_TAG = "tag:yaml.org,2002:seq"
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-
-
-def _short_tag(tag: str) -> str:
-    return "!!" + tag[len("tag:yaml.org,2002:") :] if tag.startswith("tag:yaml.org,2002:") else tag
-
-
-@dataclass
-class _Document:
-    """A tenant file as plain data, with the node of every key and value by location."""
-
-    data: Any
-    values: dict[Loc, yaml.Node]
-    keys: dict[Loc, yaml.Node]
-    reported: set[Loc]
-
-
-class _FileChecker:
-    """Turns one file's text into plain data, collecting every problem with its position."""
-
-    def __init__(self, path: str, opaque_keys: frozenset[str] = frozenset(), *, random_tokens: bool = True) -> None:
-        self.path = path
-        self.problems: list[Problem] = []
-        self.constructor = yaml.constructor.SafeConstructor()
-        self.opaque_keys = opaque_keys  # keys whose text value is kept unexamined (Pulumi's `secure:`)
-        self.random_tokens = random_tokens
-
-    def add(self, node_or_mark: Any, loc: Loc, message: str) -> None:
-        mark = getattr(node_or_mark, "start_mark", node_or_mark)
-        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-        self.problems.append(Problem(self.path, line, col, field_path(loc), message))
-
-    def parse(self, text: str) -> _Document | None:
-        try:
-            too_deep = _too_deep(text)
-            if too_deep is not None:
-                self.add(too_deep, (), f"the document is nested more than {MAX_DEPTH} levels deep")
-                return None
-            loader = _TenantLoader(text)
-            try:
-                root = loader.get_single_node()
-            finally:
-                loader.dispose()
-        except yaml.MarkedYAMLError as exc:
-            if "expected a single document" in f"{exc.context} {exc.problem}":
-                self.add(exc.problem_mark, (), "a tenant file holds one YAML document; a second one starts here")
-            else:
-                detail = str(exc.problem or exc.context or "invalid YAML")
-                if credential_kind(detail) or len(detail) > 200:
-                    detail = "invalid YAML"
-                mark = exc.problem_mark or exc.context_mark
-                self.add(mark, (), f"YAML syntax error: {limits.escape_invisible(detail)}")
-            return None
-        except yaml.YAMLError:
-            self.add(None, (), "YAML syntax error")
-            return None
-        if root is None:
-            self.problems.append(Problem(self.path, 1, 1, "", "the file is empty; expected the tenant's fields"))
-            return None
-        if not self._within_budget(root):
-            return None
-        if not isinstance(root, yaml.MappingNode):
-            self.add(root, (), f"expected a mapping of tenant fields, found {self._kind(root)}")
-            return None
-        doc = _Document(None, {}, {}, set())
-        doc.data = self._build(root, (), doc)
-        return doc
-
-    @staticmethod
-    def _kind(node: yaml.Node) -> str:
-        # Never the value itself: a file that is not a tenant file (a connection string, a copied
-        # system file) must not have its content repeated in CI logs.
-        if isinstance(node, yaml.SequenceNode):
-            return "a list"
-        return "a single value"
-
-    def _within_budget(self, root: yaml.Node) -> bool:
-        """Count nodes as if every alias were expanded, without expanding anything."""
-        sizes: dict[int, int] = {}
-        active: set[int] = set()
-
-        def size(node: yaml.Node) -> int:
-            key = id(node)
-            if key in sizes:
-                return sizes[key]
-            if key in active:
-                raise _Recursive(node)
-            total = 1
-            if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
-                active.add(key)
-                children: Iterator[yaml.Node] = (
-                    (c for pair in node.value for c in pair) if isinstance(node, yaml.MappingNode) else iter(node.value)
-                )
-                for child in children:
-                    total += size(child)
-                    if total > MAX_EXPANDED_NODES:
-                        break
-                active.discard(key)
-            sizes[key] = total
-            return total
-
-        try:
-            total = size(root)
-        except _Recursive as exc:
-            self.add(exc.node, (), "an alias refers to the node that contains it (recursive YAML)")
-            return False
-        except RecursionError:
-            self.add(root, (), "the document is nested too deeply")
-            return False
-        if total > MAX_EXPANDED_NODES:
-            self.add(
-                root,
-                (),
-                f"anchors and aliases expand this document beyond {MAX_EXPANDED_NODES} nodes "
-                "(an alias bomb?); write the values out instead",
-            )
-            return False
-        return True
-
-    def _build(self, node: yaml.Node, loc: Loc, doc: _Document) -> Any:
-        doc.values[loc] = node
-        if isinstance(node, yaml.MappingNode):
-            if node.tag != _MAP_TAG:
-                return self._refuse_tag(node, loc, doc)
-            out: dict[str, Any] = {}
-            seen: dict[str, yaml.Node] = {}
-            for key_node, value_node in node.value:
-                if key_node.tag == _MERGE_TAG:
-                    self.add(key_node, loc, "merge keys ('<<') are not supported; write the keys out")
-                    continue
-                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
-                    shown = show(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "a collection"
-                    self.add(key_node, loc, f"keys must be text, found {shown}")
-                    continue
-                key = key_node.value
-                problem = _key_problem(key)
-                if problem:
-                    self.add(key_node, loc, problem)  # the key is never repeated, not even in the field
-                    continue
-                if key in seen:
-                    first = seen[key].start_mark
-                    self.add(
-                        key_node,
-                        (*loc, key),
-                        f"duplicate key (first defined at line {first.line + 1})",
-                    )
-                    continue
-                seen[key] = key_node
-                doc.keys[(*loc, key)] = key_node
-                if key in self.opaque_keys and isinstance(value_node, yaml.ScalarNode):
-                    doc.values[(*loc, key)] = value_node
-                    out[key] = value_node.value
-                    continue
-                out[key] = self._build(value_node, (*loc, key), doc)
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            if node.tag != _SEQ_TAG:
-                return self._refuse_tag(node, loc, doc)
-            return [self._build(child, (*loc, i), doc) for i, child in enumerate(node.value)]
-        # Whatever the tag: `!!int "postgres://..."` is a credential too.
-        kind = credential_kind(node.value, random_tokens=self.random_tokens)
-        if kind:
-            self.add(node, loc, f"looks like a credential ({kind}); credentials belong in Vault")
-            doc.reported.add(loc)
-            return _Redacted()
-        if node.tag not in _SCALAR_TAGS:
-            return self._refuse_tag(node, loc, doc)
-        found = limits.forbidden_character(node.value)
-        if found:
-            index, code, what = found
-            self.add(node, loc, f"holds {code}, {what}, at character {index + 1}; retype the text without it")
-            doc.reported.add(loc)
-            return _Redacted()
-        if node.tag == "tag:yaml.org,2002:str":
-            return node.value
-        try:
-            return self.constructor.construct_object(node)
-        except Exception:  # any constructor failure is a bad value (`!!bool maybe`, `!!timestamp soon`)
-            what = "date" if node.tag.endswith(":timestamp") else _short_tag(node.tag)[2:]
-            self.add(node, loc, f"{show(node.value)} is not a valid {what}")
-            doc.reported.add(loc)
-            return _Redacted()
-
-    def _refuse_tag(self, node: yaml.Node, loc: Loc, doc: _Document) -> Any:
-        tag = _short_tag(node.tag)
-        shown = f"'{tag}'" if len(tag) <= 60 and not credential_kind(tag) else "with this name"
-        self.add(node, loc, f"tag {limits.escape_invisible(shown)} is not allowed; use plain YAML values")
-        doc.reported.add(loc)
-        return _Redacted()
-
-
-def _key_problem(key: str) -> str | None:
-    """Why a mapping key cannot be used (and must not be repeated in a message), or ``None``."""
-    kind = credential_kind(key)
-    if kind:
-        return f"a key looks like a credential ({kind}); credentials belong in Vault"
-    if len(key) > limits.KEY_MAX_LENGTH:
-        return f"a key is {len(key)} characters long; no key of a tenant file is longer than {limits.KEY_MAX_LENGTH}"
-    found = limits.forbidden_character(key)
-    if found:
-        return f"a key holds {found[1]}, {found[2]}; retype it without it"
-    return None
-
-
-def comment_problems(text: str, *, random_tokens: bool = True) -> list[tuple[int, int, str]]:
-    """``(line, column, message)`` for every YAML comment that holds something like a credential.
-
-    Comments are what lies between the scanner's tokens after a ``#``; each character is looked at once.
-    """
-    if "#" not in text:
-        return []
-    loader = _TenantLoader(text)
-    gaps: list[tuple[int, int, int, int]] = []  # (start, end, line, column) of each stretch between tokens
-    previous = (0, 0, 0)
-    try:
-        while loader.check_token():
-            token = loader.get_token()
-            gaps.append((previous[0], token.start_mark.index, previous[1], previous[2]))
-            end = token.end_mark
-            if end.index >= previous[0]:
-                previous = (end.index, end.line, end.column)
-    except yaml.YAMLError:
-        pass  # the parser reports the syntax error; the rest of the file is still looked at
-    finally:
-        loader.dispose()
-    gaps.append((previous[0], len(text), previous[1], previous[2]))
-    found: list[tuple[int, int, str]] = []
-    for start, end, line, column in gaps:
-        position = start
-        while True:
-            hash_at = text.find("#", position, end)
-            if hash_at < 0:
-                break
-            newline_before = text.rfind("\n", start, hash_at)
-            line += text.count("\n", position, hash_at)
-            at_column = hash_at - newline_before if newline_before >= 0 else column + hash_at - start + 1
-            line_end = text.find("\n", hash_at, end)
-            line_end = end if line_end < 0 else line_end
-            kind = credential_kind(text[hash_at + 1 : line_end], random_tokens=random_tokens)
-            if kind:
-                message = f"a comment looks like a credential ({kind}); remove it from the file"
-                found.append((line + 1, at_column, message))
-            position = line_end
-    return found
-
-
-def _too_deep(text: str) -> Any:
-    """The YAML mark where the document first nests deeper than :data:`MAX_DEPTH`, or ``None``.
-
-    The composer recurses once per level, so a file of a few hundred kilobytes of ``[`` would
-    otherwise exhaust the stack before any rule could report it.
-    """
-    loader = _TenantLoader(text)
-    depth = 0
-    try:
-        while loader.check_event():
-            event = loader.get_event()
-            if isinstance(event, yaml.CollectionStartEvent):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    return event.start_mark
-            elif isinstance(event, yaml.CollectionEndEvent):
-                depth -= 1
-    finally:
-        loader.dispose()
-    return None
-
-
-class _Recursive(Exception):
-    def __init__(self, node: yaml.Node) -> None:
-        super().__init__("recursive alias")
-        self.node = node
-
-
-class _Redacted(str):
-    """Stands in for a value already reported (a credential, a refused tag), so no later message
-    repeats it or reports it twice."""
-
-    def __new__(cls) -> _Redacted:
-        return super().__new__(cls, "")
-
-
-# --------------------------------------------------------------------------------------------------
 # Pydantic errors → file positions and plain messages
 # --------------------------------------------------------------------------------------------------
 
@@ -1275,8 +859,6 @@ def check_selected(
     (the program selects the same way); ``policy`` adds the stack's refusals (reserved slugs, public mail
     domains), the built-in ones when not given.
     """
-    from components.selection import select_tenant_files
-
     selection = select_tenant_files(paths, allow_empty=allow_empty)
     problems: list[Problem] = list(selection.problems)
     rules = policy or Policy()

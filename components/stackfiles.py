@@ -15,7 +15,8 @@ from pathlib import Path
 
 from .config import PROJECT, SECRET_KEYS, ConfigError, stack_config_from_raw
 from .policy import Policy, policy_from_config
-from .spec import MAX_FILE_BYTES, Problem, _FileChecker, comment_problems
+from .problems import Problem
+from .tenant_yaml import MAX_FILE_BYTES, _FileChecker, comment_problems
 
 CREDENTIAL_KEY_RE = re.compile(r"(?i)(password|passwd|secret|token|api_?key|private_?key|credential)")
 """Config key names that hold credentials, beyond the project's own :data:`components.config.SECRET_KEYS`."""
