@@ -6,8 +6,8 @@ folders or patterns. Either way :func:`select_tenant_files` decides, and it deci
 - a tenant file is a regular file whose name ends in ``.yaml`` (exactly), found directly in a folder
   given or matched by a pattern; it is never followed through a symbolic link;
 - anything else a folder or a pattern yields is an error that names it: a folder named ``*.yaml`` (the
-  files inside it are not tenant files), a symbolic link, a device or pipe, and a ``.yml`` / ``.YAML`` file
-  beside the tenant files (it would otherwise be silently ignored);
+  files inside it are not tenant files, even when a pattern reaches them), a symbolic link, a device or
+  pipe, and a ``.yml`` / ``.YAML`` file beside the tenant files (it would otherwise be silently ignored);
 - a folder or pattern that selects no tenant file is an error, unless the stack says
   ``smarteros:allowEmpty: true``: an empty selection would plan to delete every tenant.
 
@@ -47,6 +47,9 @@ def _kind_problem(path: str) -> str | None:
         return "is a folder, not a tenant file; tenant files are not looked for inside it"
     if not stat.S_ISREG(info.st_mode):
         return "is not a regular file"
+    folders = os.path.normpath(os.path.dirname(path)).split(os.sep)
+    if any(part.lower().endswith((".yaml", ".yml")) for part in folders):
+        return "is inside a folder named like a tenant file; tenant files are not nested"
     name = os.path.basename(path)
     if not name.endswith(SUFFIX):
         if name.lower().endswith((".yaml", ".yml")):

@@ -108,6 +108,9 @@ class _FileChecker:
         if not self._within_budget(root):
             return None
         if not isinstance(root, yaml.MappingNode):
+            kind = credential_kind(root.value) if isinstance(root, yaml.ScalarNode) else None
+            if kind:
+                self.add(root, (), f"the file looks like a credential ({kind}); credentials belong in Vault")
             self.add(root, (), f"expected a mapping of tenant fields, found {self._kind(root)}")
             return None
         doc = _Document(None, {}, {}, set())

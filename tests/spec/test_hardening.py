@@ -189,3 +189,16 @@ def test_a_yml_file_beside_the_files_a_pattern_selects_stops_the_program(tmp_pat
     assert str(raised.value) == (
         f"tenant files are not valid:\n{tmp_path}/beta.yml: tenant files end in '.yaml' exactly; rename it to beta.yaml"
     )
+
+
+def test_a_file_inside_a_folder_named_like_a_tenant_file_is_never_a_tenant(tmp_path: Path) -> None:
+    (tmp_path / "acme.yaml").write_text(ACME)
+    (tmp_path / "evil.yaml").mkdir()
+    (tmp_path / "evil.yaml" / "beta.yaml").write_text(BETA)
+    with pytest.raises(SpecError) as raised:
+        select_files([str(tmp_path / "*.yaml"), str(tmp_path / "*" / "*.yaml")])
+    assert str(raised.value).splitlines() == [
+        f"{tmp_path}/evil.yaml: is a folder, not a tenant file; tenant files are not looked for inside it",
+        f"{tmp_path}/evil.yaml/beta.yaml: is inside a folder named like a tenant file; tenant files are not nested",
+        f"{tmp_path}/*/*.yaml: this pattern selects no tenant file",
+    ]
