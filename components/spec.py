@@ -666,7 +666,8 @@ def _near(error: Any, loc: Loc) -> Loc:
 # --------------------------------------------------------------------------------------------------
 
 
-def _read(path: str, problems: list[Problem]) -> str | None:
+def read_text_file(path: str, problems: list[Problem]) -> str | None:
+    """The UTF-8 text of a regular file of at most :data:`MAX_FILE_BYTES`, or ``None`` with a problem added."""
     try:
         # Never through a link, never blocking on a pipe: selection checked the kind, this closes the race.
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
@@ -865,7 +866,7 @@ def check_selected(
     specs: list[TenantSpec] = []
     claims = _Claims()
     for path in selection.files:
-        text = _read(path, problems)
+        text = read_text_file(path, problems)
         if text is None:
             continue
         checker = _FileChecker(path)

@@ -16,7 +16,8 @@ from pathlib import Path
 from .config import PROJECT, SECRET_KEYS, ConfigError, stack_config_from_raw
 from .policy import Policy, policy_from_config
 from .problems import Problem
-from .tenant_yaml import MAX_FILE_BYTES, _FileChecker, comment_problems
+from .spec import read_text_file
+from .tenant_yaml import _FileChecker, comment_problems
 
 CREDENTIAL_KEY_RE = re.compile(r"(?i)(password|passwd|secret|token|api_?key|private_?key|credential)")
 """Config key names that hold credentials, beyond the project's own :data:`components.config.SECRET_KEYS`."""
@@ -31,11 +32,10 @@ def credential_key(key: str) -> bool:
 def check_stack_file(path: Path) -> tuple[Policy | None, list[Problem]]:
     """The policy of one stack file and every problem in it (``None`` when the file cannot be used)."""
     shown = str(path)
-    try:
-        raw = path.read_bytes()[: MAX_FILE_BYTES + 1]
-        text = raw.decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError):
-        return None, [Problem(shown, 0, 0, "", "cannot read this stack file as UTF-8 text")]
+    unreadable: list[Problem] = []
+    text = read_text_file(shown, unreadable)  # never through a link, never more than a megabyte
+    if text is None:
+        return None, unreadable
     checker = _FileChecker(shown, opaque_keys=frozenset({"secure"}), random_tokens=False)
     for line, col, message in comment_problems(text, random_tokens=False):
         checker.problems.append(Problem(shown, line, col, "", message))
@@ -76,7 +76,8 @@ def check_project(root: Path) -> tuple[Policy, list[Problem]]:
     policy = Policy()
     problems: list[Problem] = []
     for path in sorted(root.glob("Pulumi.*.yaml")):
-        stack_policy, stack_problems = check_stack_file(Path(os.path.relpath(path)))
+        relative = os.path.relpath(path)
+        stack_policy, stack_problems = check_stack_file(path if relative.startswith("..") else Path(relative))
         problems += stack_problems
         if stack_policy is not None:
             policy = policy.merged(stack_policy)

@@ -202,3 +202,15 @@ def test_a_file_inside_a_folder_named_like_a_tenant_file_is_never_a_tenant(tmp_p
         f"{tmp_path}/evil.yaml/beta.yaml: is inside a folder named like a tenant file; tenant files are not nested",
         f"{tmp_path}/*/*.yaml: this pattern selects no tenant file",
     ]
+
+
+def test_a_stack_file_that_is_a_link_is_named_and_never_read(tmp_path: Path) -> None:
+    (tmp_path / "tenants").mkdir()
+    (tmp_path / "tenants" / "acme.yaml").write_text(ACME)
+    (tmp_path / "Pulumi.evil.yaml").symlink_to("/etc/passwd")
+    code, _, err = validate("--project", str(tmp_path), str(tmp_path / "tenants"))
+    assert code == 1
+    assert err == (
+        f"{tmp_path}/Pulumi.evil.yaml: cannot read: too many levels of symbolic links\n"
+        f"1 problem in 0 of 1 tenant files and 1 other file ({tmp_path}/tenants)\n"
+    )
