@@ -126,3 +126,15 @@ def test_ownership_markers_are_the_ones_each_provider_writes() -> None:
     provider = metabase.CollectionProvider()
     result = provider.check({}, {"name": "x", "description": f"BI of {limits.METABASE_TAG_PREFIX}prod]"})
     assert [f.property for f in result.failures or []] == ["description"]
+
+
+def test_every_metabase_name_the_program_derives_fits_metabase_columns(extreme: ProgramRun) -> None:
+    """Metabase keeps collection, group and database names in VARCHAR(254); no check of ours sees that."""
+    names = [
+        _plain(r.inputs)["name"]
+        for r in extreme.resources
+        if r.type.split(":")[-1] in ("Collection", "DatabaseConnection", "PermissionsGroup")
+    ]
+    assert len(names) == 9
+    assert max(len(name) for name in names) == limits.METABASE_NAME_MAX_LENGTH  # the longest collection
+    assert all(len(name) <= limits.METABASE_NAME_MAX_LENGTH for name in names)
