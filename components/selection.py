@@ -86,7 +86,8 @@ def select_tenant_files(paths: Sequence[str | os.PathLike[str]], *, allow_empty:
 
     for raw in paths:
         given = os.fspath(raw)
-        if os.path.isdir(given) and not os.path.islink(given):
+        named_like_a_file = os.path.basename(os.path.normpath(given)).lower().endswith((".yaml", ".yml"))
+        if os.path.isdir(given) and not os.path.islink(given) and not named_like_a_file:
             try:
                 names = sorted(e.name for e in os.scandir(given) if _looks_like_tenant_file(e.name))
             except OSError as exc:

@@ -214,3 +214,13 @@ def test_a_stack_file_that_is_a_link_is_named_and_never_read(tmp_path: Path) -> 
         f"{tmp_path}/Pulumi.evil.yaml: cannot read: too many levels of symbolic links\n"
         f"1 problem in 0 of 1 tenant files and 1 other file ({tmp_path}/tenants)\n"
     )
+
+
+def test_a_folder_named_like_a_tenant_file_is_refused_even_when_named_explicitly(tmp_path: Path) -> None:
+    (tmp_path / "evil.yaml").mkdir()
+    (tmp_path / "evil.yaml" / "acme.yaml").write_text(ACME)
+    with pytest.raises(SpecError) as raised:
+        select_files([str(tmp_path / "evil.yaml")])
+    assert str(raised.value) == (
+        f"{tmp_path}/evil.yaml: is a folder, not a tenant file; tenant files are not looked for inside it"
+    )
