@@ -2,8 +2,9 @@
 
 import pulumi
 import pulumi_cloudflare as cloudflare
+from pulumi.runtime.config import is_config_secret
 
-from components.config import PROJECT, ConfigError, load_stack_config
+from components.config import PROJECT, ConfigError, load_stack_config, plaintext_credentials
 from components.fleet import load_fleet
 from components.lifecycle import as_of, today_in, trial_expired
 from components.platform import Platform, PlatformArgs
@@ -14,6 +15,11 @@ stack_config = pulumi.Config(PROJECT)
 
 # Config and every tenant file are checked before anything is registered: no partial deployment.
 try:
+    clear = plaintext_credentials(stack_config.get, is_config_secret)
+    if clear:
+        raise ConfigError(
+            "\n".join(f"{key}: a credential in clear; store it with `pulumi config set --secret`" for key in clear)
+        )
     config = load_stack_config(stack_config.get)
     tenants = load_fleet(config)
 except ConfigError as error:

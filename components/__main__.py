@@ -44,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     validate.add_argument(
+        "--project",
+        metavar="DIR",
+        help="folder whose Pulumi.<stack>.yaml files give the stacks' policy (default: this project)",
+    )
+    validate.add_argument(
         "paths",
         nargs="*",
         metavar="PATH",
@@ -62,19 +67,44 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def validate(paths: Sequence[str]) -> int:
-    """Validate tenant files and report the outcome; returns the process exit code."""
-    from components.spec import check_files
+def validate(paths: Sequence[str], project: str | None = None) -> int:
+    """Validate tenant files and report the outcome; returns the process exit code.
 
+    Whatever the input, this prints messages, never a traceback, and never the content of a file.
+    """
+    try:
+        return _validate(paths, project)
+    except Exception as error:
+        print(
+            f"validate stopped on an internal error ({type(error).__name__}); no file content is shown. "
+            "Please report it with the file that caused it.",
+            file=sys.stderr,
+        )
+        return 2
+
+
+def _validate(paths: Sequence[str], project: str | None) -> int:
+    from pathlib import Path
+
+    from components.spec import check_selected
+    from components.stackfiles import check_project
+
+    root = Path(project) if project else Path(__file__).resolve().parent.parent
+    policy, stack_problems = check_project(root)
     targets = list(paths) or [DEFAULT_TENANTS]
-    specs, problems, count = check_files(targets)
+    checked = check_selected(targets, policy)
+    specs, problems, count = checked.specs, stack_problems + checked.problems, len(checked.files)
     shown = ", ".join(targets)
     if problems:
         for problem in problems:
             print(problem, file=sys.stderr)
-        files_with_problems = len({p.path for p in problems})
+        tenant_files = set(checked.files)
+        in_tenant_files = len({p.path for p in problems if p.path in tenant_files})
+        others = len({p.path for p in problems if p.path not in tenant_files})
         noun = "problem" if len(problems) == 1 else "problems"
-        where = f"in {files_with_problems} of {count} tenant files" if count else "and no tenant file read"
+        where = f"in {in_tenant_files} of {count} tenant files" if count else "and no tenant file read"
+        if others and count:
+            where += f" and {others} other {'file' if others == 1 else 'files'}"
         print(f"{len(problems)} {noun} {where} ({shown})", file=sys.stderr)
         return 1
     noun = "file" if count == 1 else "files"
@@ -142,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return drift_main(args_list[1:])
     args = _parser().parse_args(args_list)
     if args.command == "validate":
-        return validate(args.paths)
+        return validate(args.paths, args.project)
     return 2  # pragma: no cover - argparse rejects unknown commands first
 
 

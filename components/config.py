@@ -122,6 +122,9 @@ class StackConfig(_Section):
     """The whole stack configuration, as the program sees it."""
 
     tenant_files: list[str] = Field(default_factory=lambda: ["tenants/*.yaml"], alias="tenantFiles")
+    allow_empty: bool = Field(False, alias="allowEmpty")
+    reserved_slugs: list[str] = Field(default_factory=list, alias="reservedSlugs")
+    public_mail_domains: list[str] = Field(default_factory=list, alias="publicMailDomains")
     protect: bool = False
     # Trial dates are days in this time zone: a trial whose last day has passed here converges as suspended.
     time_zone: Annotated[str, AfterValidator(_known_time_zone)] = Field(DEFAULT_TIME_ZONE, alias="timeZone")
@@ -133,6 +136,9 @@ class StackConfig(_Section):
 
 _SECTIONS: dict[str, str] = {
     "tenantFiles": "tenant_files",
+    "allowEmpty": "allow_empty",
+    "reservedSlugs": "reserved_slugs",
+    "publicMailDomains": "public_mail_domains",
     "protect": "protect",
     "timeZone": "time_zone",
     "cloudflare": "cloudflare",
@@ -176,6 +182,15 @@ def stack_config_from_raw(raw: Mapping[str, Any]) -> StackConfig:
 def load_stack_config(get: Callable[[str], Any]) -> StackConfig:
     """Build the stack config from a getter such as ``pulumi.Config(PROJECT).get``."""
     return stack_config_from_raw({f"{PROJECT}:{k}": get(k) for k in _SECTIONS})
+
+
+def plaintext_credentials(get: Callable[[str], Any], is_secret: Callable[[str], bool]) -> list[str]:
+    """The credential keys set in clear in the stack's config (each must be set with ``--secret``)."""
+    return [
+        f"{PROJECT}:{key}"
+        for key in SECRET_KEYS
+        if not is_secret(f"{PROJECT}:{key}") and get(key) is not None
+    ]
 
 
 S = TypeVar("S", bound=_Section)

@@ -6,22 +6,27 @@ project), so a large fleet can be split across stacks. Nothing here imports Pulu
 
 from __future__ import annotations
 
-import glob
 from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
 
 from .config import StackConfig
+from .policy import policy_from_config
+from .selection import select_tenant_files
 from .spec import Problem, SpecError, TenantSpec, load_tenants
 
 
-def select_files(patterns: Sequence[str]) -> list[Path]:
-    """Tenant files matched by the stack's patterns (relative to the project), sorted, without repeats."""
-    found: set[Path] = set()
-    for pattern in patterns:
-        found.update(Path(p) for p in glob.glob(pattern) if p.endswith((".yaml", ".yml")))
-    return sorted(found)
+def select_files(patterns: Sequence[str], *, allow_empty: bool = False) -> list[Path]:
+    """Tenant files matched by the stack's patterns (relative to the project), as ``validate`` selects them.
+
+    Raises :class:`SpecError` naming every selected path that is not a tenant file, and every pattern
+    that selects none unless ``allow_empty``.
+    """
+    selection = select_tenant_files(patterns, allow_empty=allow_empty)
+    if selection.problems:
+        raise SpecError(selection.problems)
+    return [Path(p) for p in selection.files]
 
 
 def _product_position(path: Path, index: int) -> tuple[int, int]:
@@ -63,9 +68,18 @@ def config_problems(
 
 
 def load_fleet(config: StackConfig) -> list[TenantSpec]:
-    """Validate every tenant file the stack owns; raise :class:`SpecError` listing every problem."""
-    files = select_files(config.tenant_files)
-    tenants = load_tenants(files)
+    """Validate every tenant file the stack owns; raise :class:`SpecError` listing every problem.
+
+    A stack whose patterns select no tenant file refuses to run unless ``smarteros:allowEmpty`` is true:
+    converging an empty fleet would plan to delete every tenant.
+    """
+    files = select_files(config.tenant_files, allow_empty=config.allow_empty)
+    if not files and not config.allow_empty:  # no pattern at all
+        raise SpecError(
+            [Problem("smarteros:tenantFiles", 0, 0, "", "selects no tenant file; set smarteros:allowEmpty: true "
+                     "to converge a stack without tenants")]
+        )
+    tenants = load_tenants(files, policy_from_config(config), allow_empty=config.allow_empty)
     problems = config_problems(tenants, files, config)
     if problems:
         raise SpecError(problems)

@@ -13,27 +13,32 @@ What the loader rejects, beyond what the model itself checks:
 - tags other than the plain YAML ones (``!!python/object`` and friends never reach a constructor);
 - anchors and aliases that would expand beyond :data:`MAX_EXPANDED_NODES` nodes, or that refer to
   themselves. A plain alias (``viewers: *team``) is fine; an alias bomb is refused before it expands;
-- any value that looks like a credential (PEM blocks, URLs or connection strings carrying a password,
-  well-known token prefixes, long random-looking strings); the message never repeats the value;
-- a slug that differs from the file name, and RUTs, slugs or hostnames that two files share.
+- any value, key or comment that looks like a credential (PEM blocks, URLs or connection strings carrying
+  a password, well-known token prefixes, long random-looking strings); no message repeats it;
+- control, invisible or bidirectional characters in any text, ownership markers of the platform, and
+  anything longer or larger than a provider or server accepts (:mod:`components.limits`);
+- a slug that differs from the file name, and RUTs, slugs, hostnames or collection names that two files
+  share; slugs the stack reserves and public mail domains (:mod:`components.policy`).
 
 Scalars follow YAML 1.2 rather than PyYAML's YAML 1.1 defaults: only ``true``/``false`` are booleans
 (so ``queries: no`` means the text ``no``) and integers are plain decimals, which is also what editors
 using ``tenant.schema.json`` assume.
 
-This module imports nothing from Pulumi, so validating files stays fast and needs no credentials.
+The YAML side lives in :mod:`components.tenant_yaml`, the credential scan in :mod:`components.credentials`,
+the limits shared with the providers in :mod:`components.limits`, the stack's refusals in
+:mod:`components.policy` and the choice of files in :mod:`components.selection`; their public names stay
+importable from here. This module imports nothing from Pulumi, so validating files stays fast and needs no
+credentials.
 """
 
 from __future__ import annotations
 
 import difflib
-import glob
-import math
 import os
 import re
-from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+import stat
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -51,14 +56,54 @@ from pydantic import (
 from stdnum.cl import rut as cl_rut
 from stdnum.exceptions import ValidationError as StdnumValidationError
 
-from components import naming
+from components import limits, naming
 from components.catalog import PRODUCTS, SERVICES, TENANT_TABLES
+from components.credentials import credential_kind
+from components.limits import SLUG_PATTERN
+from components.policy import Policy
+from components.problems import Loc, Problem, SpecError, field_path, show
+from components.selection import select_tenant_files
+from components.tenant_yaml import (
+    MAX_DEPTH,
+    MAX_EXPANDED_NODES,
+    MAX_FILE_BYTES,
+    _Document,
+    _FileChecker,
+    _Redacted,
+    comment_problems,
+)
+
+__all__ = [  # the names other modules import from here, wherever they are defined
+    "MAX_DEPTH",
+    "MAX_EXPANDED_NODES",
+    "MAX_FILE_BYTES",
+    "SLUG_PATTERN",
+    "AccessSpec",
+    "AnalyticsSpec",
+    "Checked",
+    "DatabaseSpec",
+    "FieldProblem",
+    "Loc",
+    "Problem",
+    "ServiceSecretsSpec",
+    "SpecError",
+    "TenantSpec",
+    "check_files",
+    "check_selected",
+    "comment_problems",
+    "credential_kind",
+    "field_path",
+    "load_tenants",
+    "normalise_rut",
+    "show",
+    "slug_error",
+    "tenant_json_schema",
+]
 
 # --------------------------------------------------------------------------------------------------
 # Field rules shared by the model and the loader
 # --------------------------------------------------------------------------------------------------
 
-SLUG_PATTERN = r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$"
 SECRET_KEY_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"  # noqa: S105 - a key-name pattern, not a secret
 _SLUG_RE = re.compile(SLUG_PATTERN)
 _SECRET_KEY_RE = re.compile(SECRET_KEY_PATTERN)
@@ -70,14 +115,10 @@ _DOMAIN_RE = re.compile(rf"^(?:{_LABEL}\.)+[A-Za-z]{{2,63}}$")
 _LOCAL_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 
 # Go's time.ParseDuration syntax, which Cloudflare Access uses for session durations.
-_GO_DURATION_RE = re.compile(r"^(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$")
-_GO_DURATION_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_GO_DURATION_RE = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)?(?:ns|us|µs|ms|s|m|h))+$")
+_GO_DURATION_PART_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)")
 _GO_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
-# PostgreSQL time units for integer settings such as statement_timeout (stored in milliseconds).
-_PG_TIMEOUT_RE = re.compile(r"^(\d+)\s*(ms|s|min|h|d)$")
-_PG_UNIT_MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
-_PG_INT_MAX = 2_147_483_647
 
 
 class FieldProblem(ValueError):
@@ -91,22 +132,6 @@ class FieldProblem(ValueError):
         super().__init__(message)
         self.at = at
         self.near = near  # a sibling field to point at when the value itself is absent
-
-
-def show(value: object, limit: int = 60) -> str:
-    """A value as the user wrote it, quoted when it is text, shortened when long."""
-    if isinstance(value, str):
-        text = value if len(value) <= limit else value[: limit - 1] + "…"
-        return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return str(value)
 
 
 def _closest(word: str, choices: Iterable[str]) -> str:
@@ -187,14 +212,14 @@ def _check_session_duration(value: str) -> str:
 
 
 def _check_statement_timeout(value: str) -> str:
-    match = _PG_TIMEOUT_RE.fullmatch(value.strip())
-    if not match:
-        raise ValueError(f"{show(value)} is not a PostgreSQL duration; write it like 500ms, 30s, 5min or 1h")
-    milliseconds = int(match.group(1)) * _PG_UNIT_MS[match.group(2)]
+    try:
+        milliseconds = limits.statement_timeout_ms(value, unit_required=True)
+    except ValueError as error:
+        if "longer" in str(error):
+            raise ValueError(f"{show(value)} is longer than PostgreSQL allows (about 24 days)") from None
+        raise ValueError(f"{show(value)} is not a PostgreSQL duration; write it like 500ms, 30s, 5min or 1h") from None
     if milliseconds <= 0:
         raise ValueError(f"{show(value)} must be longer than zero (0 would disable the timeout)")
-    if milliseconds > _PG_INT_MAX:
-        raise ValueError(f"{show(value)} is longer than PostgreSQL allows (about 24 days)")
     return value
 
 
@@ -215,10 +240,25 @@ def _check_secret_key(value: str) -> str:
     return value
 
 
-def _check_text(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be empty")
-    return value
+def _text_rule(max_length: int) -> Any:
+    """A validator for free text: not blank, at most ``max_length`` characters, no control, invisible or
+    bidirectional characters, and no ownership marker of a system the text reaches."""
+
+    def check(value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        if len(value) > max_length:
+            raise ValueError(f"is {len(value)} characters long; at most {max_length} are allowed")
+        found = limits.forbidden_character(value)
+        if found:
+            index, code, what = found
+            raise ValueError(f"holds {code}, {what}, at character {index + 1}; retype the text without it")
+        marker = limits.ownership_marker_in(value)
+        if marker:
+            raise ValueError(f"holds '{marker}', which marks objects the platform owns; reword it")
+        return value
+
+    return AfterValidator(check)
 
 
 def _unique(values: Sequence[Any], *, fold_case: bool = False) -> None:
@@ -232,7 +272,11 @@ def _unique(values: Sequence[Any], *, fold_case: bool = False) -> None:
 
 
 Email = Annotated[str, AfterValidator(_check_email)]
-Text = Annotated[str, AfterValidator(_check_text)]
+_VISIBLE_TEXT = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u206f\\ufeff]*$"
+"""For editors: text without control, zero-width or bidirectional characters (validate checks more)."""
+Name = Annotated[str, _text_rule(limits.NAME_MAX_LENGTH)]
+Plan = Annotated[str, _text_rule(limits.PLAN_MAX_LENGTH)]
+CollectionName = Annotated[str, _text_rule(limits.METABASE_NAME_MAX_LENGTH)]
 
 
 class _Model(BaseModel):
@@ -288,11 +332,16 @@ class DatabaseSpec(_Model):
         default_factory=_read_only,
         description="Privileges granted on every listed table.",
     )
-    connection_limit: int = Field(default=5, ge=1, le=1000, description="Maximum concurrent connections of the role.")
+    connection_limit: int = Field(
+        default=5,
+        ge=limits.CONNECTION_LIMIT_MIN,
+        le=limits.CONNECTION_LIMIT_MAX,
+        description="Maximum concurrent connections of the role.",
+    )
     statement_timeout: Annotated[str, AfterValidator(_check_statement_timeout)] = Field(
         default="30s",
         description="statement_timeout of the role, with a PostgreSQL unit (500ms, 30s, 5min, 1h).",
-        json_schema_extra={"pattern": _PG_TIMEOUT_RE.pattern},
+        json_schema_extra={"pattern": r"^[0-9]{1,12}[ \t]*(ms|s|min|h|d)$"},
     )
 
     @field_validator("tables", "privileges")
@@ -315,7 +364,9 @@ class ServiceSecretsSpec(_Model):
         description="Keys operators fill in by hand in Vault (e.g. tokens a vendor issues); never written.",
         json_schema_extra={"items": {"type": "string", "pattern": SECRET_KEY_PATTERN}},
     )
-    rotate: int = Field(default=0, ge=0, description="Raise this number to regenerate the generated keys.")
+    rotate: int = Field(
+        default=0, ge=0, le=limits.ROTATE_MAX, description="Raise this number to regenerate the generated keys."
+    )
 
     @field_validator("generate")
     @classmethod
@@ -341,8 +392,10 @@ class AnalyticsSpec(_Model):
     """The tenant's Metabase groups, collection and query permissions."""
 
     enabled: bool = Field(default=True, description="Whether the tenant gets Metabase groups, a collection and data.")
-    collection: Text | None = Field(
-        default=None, description="Name of the tenant's collection; default '<rut> (<name>)'."
+    collection: CollectionName | None = Field(
+        default=None,
+        description="Name of the tenant's collection, unique across tenants ignoring case; default '<rut> (<name>)'.",
+        json_schema_extra={"maxLength": limits.METABASE_NAME_MAX_LENGTH, "pattern": _VISIBLE_TEXT},
     )
     owners: list[Email] = Field(
         default_factory=list,
@@ -394,14 +447,20 @@ class TenantSpec(_Model):
         description="Short name used in hostnames; must equal the file name without .yaml.",
         json_schema_extra={"pattern": SLUG_PATTERN},
     )
-    name: Text = Field(description="Display name, any Unicode (Ferretería Juanito).")
+    name: Name = Field(
+        description="Display name, any Unicode (Ferretería Juanito) but no invisible or control characters.",
+        json_schema_extra={"maxLength": limits.NAME_MAX_LENGTH, "pattern": _VISIBLE_TEXT},
+    )
     type: Literal["customer", "infrastructure"] = Field(
         default="customer", description="customer, or infrastructure for the platform's own tenants."
     )
     status: Literal["trial", "active", "suspended", "cancelled"] = Field(
         description="Lifecycle state; offboarding changes it, it never deletes data."
     )
-    plan: Text = Field(description="Commercial plan, free text.")
+    plan: Plan = Field(
+        description="Commercial plan, free text.",
+        json_schema_extra={"maxLength": limits.PLAN_MAX_LENGTH, "pattern": _VISIBLE_TEXT},
+    )
     trial_expires_at: date | None = Field(
         default=None,
         strict=False,
@@ -465,350 +524,6 @@ def tenant_json_schema() -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------------
-# Problems
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with one file; ``line``/``col`` are 1-based, 0 when the file could not be read."""
-
-    path: str
-    line: int
-    col: int
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.path}:{self.line}:{self.col}" if self.line else self.path
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
-
-
-class SpecError(Exception):
-    """Tenant files that cannot be deployed; ``str()`` gives one line per problem."""
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems = list(problems)
-        super().__init__("\n".join(str(p) for p in self.problems))
-
-
-Loc = tuple[str | int, ...]
-
-
-def field_path(loc: Loc) -> str:
-    """``('access', 'emails', 1)`` → ``access.emails[1]``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-# --------------------------------------------------------------------------------------------------
-# Credential-looking values
-# --------------------------------------------------------------------------------------------------
-
-_PEM_RE = re.compile(r"-----BEGIN [A-Z0-9 ]*-----")
-_URL_PASSWORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/:@]*:[^\s/@]+@")
-_KV_PASSWORD_RE = re.compile(r"(?i)(?:^|[\s;])(?:password|passwd|pwd)\s*=\s*\S")
-_PREFIXES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}"), "a GitHub token"),
-    (re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}"), "a GitHub token"),
-    (re.compile(r"\bglpat-[A-Za-z0-9_-]{16,}"), "a GitLab token"),
-    (re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}"), "a Stripe secret key"),
-    (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), "a Slack token"),
-    (re.compile(r"\bxapp-[A-Za-z0-9-]{10,}"), "a Slack token"),
-    (re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), "an AWS access key"),
-    (re.compile(r"\bAIza[A-Za-z0-9_-]{35}"), "a Google API key"),
-    (re.compile(r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}"), "an API secret key"),
-    (re.compile(r"\bhv[sbr]\.[A-Za-z0-9_-]{20,}"), "a Vault token"),
-    (re.compile(r"\bnpm_[A-Za-z0-9]{30,}"), "an npm token"),
-    (re.compile(r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}"), "a SendGrid key"),
-    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), "a JSON Web Token"),
-)
-_TOKEN_RE = re.compile(r"[A-Za-z0-9+/_=-]{24,}")
-_HEX_RE = re.compile(r"[0-9a-fA-F]{32,}")
-_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_WORDY_RE = re.compile(r"[A-Z]?[a-z]+(?:[A-Z][a-z]+)*[0-9]{0,4}|[A-Z]{1,8}[0-9]{0,4}|[0-9]{1,8}|[a-z]{1,3}[0-9]{1,3}")
-_SEPARATORS_RE = re.compile(r"[-_/+=.]+")
-
-
-def _entropy(text: str) -> float:
-    counts = Counter(text)
-    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
-
-
-def _random_looking(token: str) -> str | None:
-    if _UUID_RE.fullmatch(token):
-        return None
-    if _HEX_RE.fullmatch(token) and any(c.isdigit() for c in token) and any(c.isalpha() for c in token):
-        return "a long hexadecimal token"
-    parts = [p for p in _SEPARATORS_RE.split(token) if p]
-    if all(_WORDY_RE.fullmatch(p) for p in parts):
-        return None  # identifiers made of words, such as query-builder-and-native
-    classes = sum((any(c.islower() for c in token), any(c.isupper() for c in token), any(c.isdigit() for c in token)))
-    if classes >= 2 and _entropy(token) >= 3.5:
-        return "a long random-looking token"
-    return None
-
-
-def credential_kind(value: str) -> str | None:
-    """What kind of credential a text value looks like, or ``None`` when it looks harmless."""
-    if _PEM_RE.search(value):
-        return "a PEM block"
-    if _URL_PASSWORD_RE.search(value):
-        return "a URL with a password"
-    if _KV_PASSWORD_RE.search(value):
-        return "a connection string with a password"
-    for pattern, kind in _PREFIXES:
-        if pattern.search(value):
-            return kind
-    for token in _TOKEN_RE.findall(value):
-        looks = _random_looking(token)
-        if looks:
-            return looks
-    return None
-
-
-# --------------------------------------------------------------------------------------------------
-# YAML: parse with marks, refuse what is unsafe, build plain data plus an index of positions
-# --------------------------------------------------------------------------------------------------
-
-MAX_EXPANDED_NODES = 10_000
-"""Upper bound on the nodes a file may expand to once aliases are followed (an alias bomb is refused)."""
-
-MAX_DEPTH = 32
-"""Deepest nesting of mappings and lists a tenant file may use (a real one needs four levels)."""
-
-MAX_FILE_BYTES = 1_000_000
-
-_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _TenantLoader(_BaseLoader):  # type: ignore[valid-type,misc]
-    """Safe loader with YAML 1.2-style booleans and integers."""
-
-
-_BOOL = "tag:yaml.org,2002:bool"
-_INT = "tag:yaml.org,2002:int"
-_TenantLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_BOOL, _INT)]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_TenantLoader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-_TenantLoader.add_implicit_resolver(_INT, re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789"))
-
-_SCALAR_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "timestamp"))
-_MAP_TAG = "tag:yaml.org,2002:map"
-_SEQ_TAG = "tag:yaml.org,2002:seq"
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-
-
-def _short_tag(tag: str) -> str:
-    return "!!" + tag[len("tag:yaml.org,2002:") :] if tag.startswith("tag:yaml.org,2002:") else tag
-
-
-@dataclass
-class _Document:
-    """A tenant file as plain data, with the node of every key and value by location."""
-
-    data: Any
-    values: dict[Loc, yaml.Node]
-    keys: dict[Loc, yaml.Node]
-    reported: set[Loc]
-
-
-class _FileChecker:
-    """Turns one file's text into plain data, collecting every problem with its position."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.problems: list[Problem] = []
-        self.constructor = yaml.constructor.SafeConstructor()
-
-    def add(self, node_or_mark: Any, loc: Loc, message: str) -> None:
-        mark = getattr(node_or_mark, "start_mark", node_or_mark)
-        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-        self.problems.append(Problem(self.path, line, col, field_path(loc), message))
-
-    def parse(self, text: str) -> _Document | None:
-        try:
-            too_deep = _too_deep(text)
-            if too_deep is not None:
-                self.add(too_deep, (), f"the document is nested more than {MAX_DEPTH} levels deep")
-                return None
-            loader = _TenantLoader(text)
-            try:
-                root = loader.get_single_node()
-            finally:
-                loader.dispose()
-        except yaml.MarkedYAMLError as exc:
-            if "expected a single document" in f"{exc.context} {exc.problem}":
-                self.add(exc.problem_mark, (), "a tenant file holds one YAML document; a second one starts here")
-            else:
-                detail = exc.problem or exc.context or "invalid YAML"
-                self.add(exc.problem_mark or exc.context_mark, (), f"YAML syntax error: {detail}")
-            return None
-        except yaml.YAMLError as exc:
-            self.add(None, (), f"YAML syntax error: {exc}")
-            return None
-        if root is None:
-            self.problems.append(Problem(self.path, 1, 1, "", "the file is empty; expected the tenant's fields"))
-            return None
-        if not self._within_budget(root):
-            return None
-        if not isinstance(root, yaml.MappingNode):
-            self.add(root, (), f"expected a mapping of tenant fields, found {self._kind(root)}")
-            return None
-        doc = _Document(None, {}, {}, set())
-        doc.data = self._build(root, (), doc)
-        return doc
-
-    @staticmethod
-    def _kind(node: yaml.Node) -> str:
-        if isinstance(node, yaml.MappingNode):
-            return "a mapping"
-        if isinstance(node, yaml.SequenceNode):
-            return "a list"
-        return f"the value {show(node.value)}"
-
-    def _within_budget(self, root: yaml.Node) -> bool:
-        """Count nodes as if every alias were expanded, without expanding anything."""
-        sizes: dict[int, int] = {}
-        active: set[int] = set()
-
-        def size(node: yaml.Node) -> int:
-            key = id(node)
-            if key in sizes:
-                return sizes[key]
-            if key in active:
-                raise _Recursive(node)
-            total = 1
-            if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
-                active.add(key)
-                children: Iterator[yaml.Node] = (
-                    (c for pair in node.value for c in pair) if isinstance(node, yaml.MappingNode) else iter(node.value)
-                )
-                for child in children:
-                    total += size(child)
-                    if total > MAX_EXPANDED_NODES:
-                        break
-                active.discard(key)
-            sizes[key] = total
-            return total
-
-        try:
-            total = size(root)
-        except _Recursive as exc:
-            self.add(exc.node, (), "an alias refers to the node that contains it (recursive YAML)")
-            return False
-        except RecursionError:
-            self.add(root, (), "the document is nested too deeply")
-            return False
-        if total > MAX_EXPANDED_NODES:
-            self.add(
-                root,
-                (),
-                f"anchors and aliases expand this document beyond {MAX_EXPANDED_NODES} nodes "
-                "(an alias bomb?); write the values out instead",
-            )
-            return False
-        return True
-
-    def _build(self, node: yaml.Node, loc: Loc, doc: _Document) -> Any:
-        doc.values[loc] = node
-        if isinstance(node, yaml.MappingNode):
-            if node.tag != _MAP_TAG:
-                return self._refuse_tag(node, loc, doc)
-            out: dict[str, Any] = {}
-            seen: dict[str, yaml.Node] = {}
-            for key_node, value_node in node.value:
-                if key_node.tag == _MERGE_TAG:
-                    self.add(key_node, loc, "merge keys ('<<') are not supported; write the keys out")
-                    continue
-                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
-                    shown = show(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "a collection"
-                    self.add(key_node, loc, f"keys must be text, found {shown}")
-                    continue
-                key = key_node.value
-                if key in seen:
-                    first = seen[key].start_mark
-                    self.add(
-                        key_node,
-                        (*loc, key),
-                        f"duplicate key (first defined at line {first.line + 1})",
-                    )
-                    continue
-                seen[key] = key_node
-                doc.keys[(*loc, key)] = key_node
-                out[key] = self._build(value_node, (*loc, key), doc)
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            if node.tag != _SEQ_TAG:
-                return self._refuse_tag(node, loc, doc)
-            return [self._build(child, (*loc, i), doc) for i, child in enumerate(node.value)]
-        if node.tag not in _SCALAR_TAGS:
-            return self._refuse_tag(node, loc, doc)
-        if node.tag == "tag:yaml.org,2002:str":
-            kind = credential_kind(node.value)
-            if kind:
-                self.add(node, loc, f"looks like a credential ({kind}); credentials belong in Vault")
-                doc.reported.add(loc)
-                return _Redacted()
-            return node.value
-        try:
-            return self.constructor.construct_object(node)
-        except (ValueError, OverflowError, yaml.YAMLError):
-            what = "date" if node.tag.endswith(":timestamp") else _short_tag(node.tag)[2:]
-            self.add(node, loc, f"{show(node.value)} is not a valid {what}")
-            doc.reported.add(loc)
-            return _Redacted()
-
-    def _refuse_tag(self, node: yaml.Node, loc: Loc, doc: _Document) -> Any:
-        self.add(node, loc, f"tag '{_short_tag(node.tag)}' is not allowed; use plain YAML values")
-        doc.reported.add(loc)
-        return _Redacted()
-
-
-def _too_deep(text: str) -> Any:
-    """The YAML mark where the document first nests deeper than :data:`MAX_DEPTH`, or ``None``.
-
-    The composer recurses once per level, so a file of a few hundred kilobytes of ``[`` would
-    otherwise exhaust the stack before any rule could report it.
-    """
-    loader = _TenantLoader(text)
-    depth = 0
-    try:
-        while loader.check_event():
-            event = loader.get_event()
-            if isinstance(event, yaml.CollectionStartEvent):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    return event.start_mark
-            elif isinstance(event, yaml.CollectionEndEvent):
-                depth -= 1
-    finally:
-        loader.dispose()
-    return None
-
-
-class _Recursive(Exception):
-    def __init__(self, node: yaml.Node) -> None:
-        super().__init__("recursive alias")
-        self.node = node
-
-
-class _Redacted(str):
-    """Stands in for a value already reported (a credential, a refused tag), so no later message
-    repeats it or reports it twice."""
-
-    def __new__(cls) -> _Redacted:
-        return super().__new__(cls, "")
-
-
-# --------------------------------------------------------------------------------------------------
 # Pydantic errors → file positions and plain messages
 # --------------------------------------------------------------------------------------------------
 
@@ -839,6 +554,8 @@ def _describe(value: Any) -> str:
         return f"the text {show(value)}"
     if isinstance(value, date):
         return f"the date {value.isoformat()}"
+    if isinstance(value, int) and abs(value) >= 10**15:
+        return show(value)
     return f"the number {value}"
 
 
@@ -949,44 +666,18 @@ def _near(error: Any, loc: Loc) -> Loc:
 # --------------------------------------------------------------------------------------------------
 
 
-def _expand(paths: Sequence[str | os.PathLike[str]], problems: list[Problem]) -> list[str]:
-    """Tenant files named by ``paths``: files as given, folders' ``*.yaml`` sorted, globs expanded."""
-    files: list[str] = []
-    seen: set[str] = set()
-
-    def add(name: str) -> None:
-        key = os.path.realpath(name)
-        if key not in seen:
-            seen.add(key)
-            files.append(name)
-
-    for raw in paths:
-        given = os.fspath(raw)
-        if os.path.isdir(given):
-            found = sorted(e.name for e in os.scandir(given) if e.name.endswith(".yaml") and e.is_file())
-            if not found:
-                problems.append(Problem(given, 0, 0, "", "no tenant files (*.yaml) in this folder"))
-            for name in found:
-                add(os.path.join(given, name))
-        elif os.path.exists(given):
-            add(given)
-        elif glob.has_magic(given):
-            matches = sorted(glob.glob(given))
-            if not matches:
-                problems.append(Problem(given, 0, 0, "", "no files match this pattern"))
-            for name in matches:
-                add(name)
-        else:
-            problems.append(Problem(given, 0, 0, "", "cannot read: no such file or folder"))
-    return files
-
-
-def _read(path: str, problems: list[Problem]) -> str | None:
+def read_text_file(path: str, problems: list[Problem]) -> str | None:
+    """The UTF-8 text of a regular file of at most :data:`MAX_FILE_BYTES`, or ``None`` with a problem added."""
     try:
-        with open(path, "rb") as handle:
+        # Never through a link, never blocking on a pipe: selection checked the kind, this closes the race.
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(descriptor, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                problems.append(Problem(path, 0, 0, "", "is not a regular file"))
+                return None
             raw = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        problems.append(Problem(path, 0, 0, "", f"cannot read: {(exc.strerror or str(exc)).lower()}"))
+        problems.append(Problem(path, 0, 0, "", f"cannot read: {(exc.strerror or 'unreadable').lower()}"))
         return None
     if len(raw) > MAX_FILE_BYTES:
         problems.append(Problem(path, 0, 0, "", f"file is larger than {MAX_FILE_BYTES} bytes"))
@@ -1012,21 +703,93 @@ def _node_where(path: str, node: yaml.Node | None) -> str:
     return f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
 
 
-def _cross_checks(
-    checker: _FileChecker,
-    doc: _Document,
-    ruts: dict[str, _Claim],
-    slugs: dict[str, _Claim],
-    hosts: dict[str, _Claim],
-) -> None:
-    """Rules that need the file name or the other files: slug = file stem, unique RUT/slug/hostnames."""
+@dataclass
+class _Claims:
+    """What the files read so far claim: RUTs, slugs, hostnames and collection names (folded)."""
+
+    ruts: dict[str, _Claim] = field(default_factory=dict)
+    slugs: dict[str, _Claim] = field(default_factory=dict)
+    hosts: dict[str, _Claim] = field(default_factory=dict)
+    collections: dict[str, _Claim] = field(default_factory=dict)
+
+
+def _text_at(data: Any, *keys: str) -> str | None:
+    """The text at ``keys`` in plain data, or ``None`` when absent, not text or already reported."""
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data if isinstance(data, str) and not isinstance(data, _Redacted) else None
+
+
+def _collection_check(checker: _FileChecker, doc: _Document, normal_rut: str | None, claims: _Claims) -> None:
+    """Collection names are unique across tenants, compared case-insensitively."""
+    analytics = doc.data.get("analytics")
+    if isinstance(analytics, dict) and analytics.get("enabled") is False:
+        return
+    given = _text_at(doc.data, "analytics", "collection")
+    loc: Loc
+    if given is not None:
+        name, loc = given, ("analytics", "collection")
+    else:
+        tenant_name = _text_at(doc.data, "name")
+        if tenant_name is None or normal_rut is None:
+            return
+        name, loc = naming.default_collection_name(normal_rut, tenant_name), ("name",)
+    folded = " ".join(name.split()).casefold()
+    node = doc.values.get(loc)
+    if folded in claims.collections:
+        other = claims.collections[folded]
+        what = "collection name" if given is not None else "default collection name"
+        message = f"the {what} {show(name)} is also used by {other.where} (names are compared ignoring case)"
+        checker.add(node, loc, message)
+    else:
+        claims.collections[folded] = _Claim(checker.path, _node_where(checker.path, node))
+
+
+def _policy_checks(checker: _FileChecker, doc: _Document, policy: Policy) -> None:
+    """The stack's refusals: slugs naming platform hosts, public mail domains in access.email_domains."""
+    slug = _text_at(doc.data, "slug")
+    if slug is not None and not slug_error(slug):
+        products = doc.data.get("products")
+        labels: list[tuple[str, Loc]] = [(slug, ("slug",))]
+        if isinstance(products, list):
+            labels += [
+                (f"{slug}-{p}", ("products", i)) for i, p in enumerate(products) if isinstance(p, str) and p in PRODUCTS
+            ]
+        for label, loc in labels:
+            if label in policy.reserved_labels:
+                checker.add(
+                    doc.values.get(loc),
+                    loc,
+                    f"'{label}' is a hostname the platform keeps for itself (reserved: stack config "
+                    "smarteros:reservedSlugs and the platform's own hosts); choose another slug",
+                )
+    access = doc.data.get("access")
+    domains = access.get("email_domains") if isinstance(access, dict) else None
+    if isinstance(domains, list):
+        for index, domain in enumerate(domains):
+            if isinstance(domain, str) and domain.lower().rstrip(".") in policy.public_mail_domains:
+                loc = ("access", "email_domains", index)
+                checker.add(
+                    doc.values.get(loc),
+                    loc,
+                    f"{show(domain)} is a public mail provider: anyone can get an address there; "
+                    "list the people under access.emails instead",
+                )
+
+
+def _cross_checks(checker: _FileChecker, doc: _Document, claims: _Claims) -> None:
+    """Rules that need the file name or the other files: slug = file stem, unique RUT/slug/hostnames and
+    collection names."""
+    ruts, slugs, hosts = claims.ruts, claims.slugs, claims.hosts
     data = doc.data
     path = checker.path
     stem = Path(path).stem if Path(path).suffix in (".yaml", ".yml") else Path(path).name
 
     rut_value = data.get("rut")
+    normal: str | None = None
     if isinstance(rut_value, str | int) and not isinstance(rut_value, bool | _Redacted):
-        normal: str | None
         try:
             normal = normalise_rut(rut_value)
         except ValueError:
@@ -1036,8 +799,10 @@ def _cross_checks(
             if normal in ruts:
                 other = ruts[normal]
                 checker.add(node, ("rut",), f"{show(rut_value)} is RUT {normal}, already used by {other.where}")
+                normal = None  # reported once; the default collection name would only repeat it
             else:
                 ruts[normal] = _Claim(path, _node_where(path, node))
+    _collection_check(checker, doc, normal, claims)
 
     slug = data.get("slug")
     if not isinstance(slug, str) or isinstance(slug, _Redacted) or slug_error(slug):
@@ -1069,36 +834,64 @@ def _cross_checks(
             hosts[host] = _Claim(path, _node_where(path, node))
 
 
-def check_files(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[TenantSpec], list[Problem], int]:
+@dataclass
+class Checked:
+    """What :func:`check_selected` found: the valid specs, every problem, and the tenant files selected."""
+
+    specs: list[TenantSpec]
+    problems: list[Problem]
+    files: list[str]
+
+
+def check_files(
+    paths: Sequence[str | os.PathLike[str]], policy: Policy | None = None, *, allow_empty: bool = False
+) -> tuple[list[TenantSpec], list[Problem], int]:
     """Validate tenant files; returns the valid specs, every problem found, and how many files were read."""
-    problems: list[Problem] = []
-    files = _expand(paths, problems)
+    checked = check_selected(paths, policy, allow_empty=allow_empty)
+    return checked.specs, checked.problems, len(checked.files)
+
+
+def check_selected(
+    paths: Sequence[str | os.PathLike[str]], policy: Policy | None = None, *, allow_empty: bool = False
+) -> Checked:
+    """Select tenant files and validate them.
+
+    ``paths`` are files, folders or glob patterns, selected by :func:`components.selection.select_tenant_files`
+    (the program selects the same way); ``policy`` adds the stack's refusals (reserved slugs, public mail
+    domains), the built-in ones when not given.
+    """
+    selection = select_tenant_files(paths, allow_empty=allow_empty)
+    problems: list[Problem] = list(selection.problems)
+    rules = policy or Policy()
     specs: list[TenantSpec] = []
-    ruts: dict[str, _Claim] = {}
-    slugs: dict[str, _Claim] = {}
-    hosts: dict[str, _Claim] = {}
-    for path in files:
-        text = _read(path, problems)
+    claims = _Claims()
+    for path in selection.files:
+        text = read_text_file(path, problems)
         if text is None:
             continue
         checker = _FileChecker(path)
+        for line, col, message in comment_problems(text):
+            checker.problems.append(Problem(path, line, col, "", message))
         doc = checker.parse(text)
         if doc is not None:
             spec = _validate(checker, doc)
-            _cross_checks(checker, doc, ruts, slugs, hosts)
+            _cross_checks(checker, doc, claims)
+            _policy_checks(checker, doc, rules)
             if spec is not None and not checker.problems:
                 specs.append(spec)
         problems.extend(sorted(checker.problems, key=lambda p: (p.line, p.col)))
-    return specs, problems, len(files)
+    return Checked(specs, problems, selection.files)
 
 
-def load_tenants(paths: Sequence[str | os.PathLike[str]]) -> list[TenantSpec]:
+def load_tenants(
+    paths: Sequence[str | os.PathLike[str]], policy: Policy | None = None, *, allow_empty: bool = False
+) -> list[TenantSpec]:
     """Every tenant in ``paths`` (files, folders of ``*.yaml``, or glob patterns), in file order.
 
     Raises :class:`SpecError` listing every problem in every file when any file is not valid, so a bad
     file never yields a partial deployment.
     """
-    specs, problems, _ = check_files(paths)
+    specs, problems, _ = check_files(paths, policy, allow_empty=allow_empty)
     if problems:
         raise SpecError(problems)
     return specs

@@ -54,7 +54,7 @@ from pulumi.runtime import rpc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from stdnum.cl import rut as cl_rut
 
-from components import naming
+from components import limits, naming
 from components.config import PostgresConfig, secret_from_raw, section_from_raw
 
 from .base import DynamicResource
@@ -63,7 +63,7 @@ SCHEMA = "public"
 GROUP = "tenant_members"
 OWNER = "smarteros_owner"
 PRIVILEGES: tuple[str, ...] = ("select", "insert", "update", "delete")
-MARKER_PREFIX = "managed by pulumi stack "
+MARKER_PREFIX = limits.POSTGRES_MARKER_PREFIX
 CONNECT_TIMEOUT_SECONDS = 10
 # pg_advisory_xact_lock key serialising catalog writes of every provisioner ("smarteros" in ASCII).
 ADVISORY_LOCK_KEY = 0x736D617274657273
@@ -92,8 +92,6 @@ _ATTRIBUTE_SQL: dict[str, tuple[str, str]] = {
 _IDENTIFIER = r"^[a-z_][a-z0-9_]{0,62}$"
 _ROLE_NAME = r"^tenant_[0-9]{1,9}_[0-9k]$"
 _STACK = r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,199}$"
-_TIMEOUT = re.compile(r"^\s*([0-9]{1,12})\s*(ms|s|min|h|d)?\s*$")
-_TIMEOUT_UNITS_MS = {"ms": 1, "s": 1_000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
 class PostgresError(Exception):
@@ -105,10 +103,10 @@ class PostgresError(Exception):
 
 def timeout_ms(value: str) -> int:
     """``statement_timeout`` in milliseconds, as PostgreSQL reads it (a bare number means milliseconds)."""
-    match = _TIMEOUT.match(value)
-    if match is None:
-        raise ValueError(f"{value!r} is not a duration such as 30s, 500ms, 5min, 1h")
-    return int(match.group(1)) * _TIMEOUT_UNITS_MS[match.group(2) or "ms"]
+    try:
+        return limits.statement_timeout_ms(value)
+    except ValueError as error:
+        raise ValueError(f"{value!r} is {error}") from None
 
 
 def normal_rut(value: str) -> str:
@@ -170,7 +168,7 @@ class RoleInputs(_TenantScoped):
     """Inputs of :class:`TenantRole`."""
 
     role_name: str = Field(pattern=_ROLE_NAME)
-    connection_limit: int = Field(ge=-1, le=10_000)
+    connection_limit: int = Field(ge=limits.CONNECTION_LIMIT_MIN, le=limits.CONNECTION_LIMIT_MAX)
     statement_timeout: str
     stack: str = Field(pattern=_STACK)
 
@@ -223,11 +221,11 @@ class RecordInputs(_Inputs):
     """Inputs of :class:`TenantRecord`: what the registry says about one tenant."""
 
     rut: str
-    slug: str = Field(pattern=r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
-    name: str = Field(min_length=1, max_length=200)
+    slug: str = Field(pattern=limits.SLUG_PATTERN)
+    name: str = Field(min_length=1, max_length=limits.NAME_MAX_LENGTH)
     type: Literal["customer", "infrastructure"]
     status: Literal["trial", "active", "suspended", "cancelled"]
-    plan: str = Field(max_length=100)
+    plan: str = Field(max_length=limits.PLAN_MAX_LENGTH)
     trial_expires_at: date | None = None
     products: list[Literal["chat", "erp", "automation", "store"]]
     hostnames: list[str]

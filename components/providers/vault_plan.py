@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pulumi.dynamic import DiffResult
+from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
+from components.limits import ROTATE_MAX
 from components.naming import vault_policy_name, vault_secret_path, vault_tenant_prefix
 
 MANAGED_BY = "smarteros"
@@ -99,7 +101,8 @@ def secret_owner(custom_metadata: Mapping[str, Any] | None) -> str | None:
 
 def _known(value: Any) -> bool:
     """False for a value the engine will only know at apply time (previews)."""
-    return not (isinstance(value, str) and value == rpc.UNKNOWN)
+    # The provider host hands Check an ``Unknown`` instance; the sentinel string arrives elsewhere.
+    return not (isinstance(value, Unknown) or (isinstance(value, str) and value == rpc.UNKNOWN))
 
 
 def _check_rut(rut: Any) -> list[tuple[str, str]]:
@@ -152,7 +155,9 @@ def check_secret_inputs(news: Mapping[str, Any]) -> list[tuple[str, str]]:
         elif _known(value) and not isinstance(value, str):
             failures.append((f"provided.{key}", "must be a string"))
     rotate = news.get("rotate")
-    if isinstance(rotate, bool) or not isinstance(rotate, int | float) or int(rotate) != rotate or rotate < 0:
+    if isinstance(rotate, int | float) and not isinstance(rotate, bool) and not rotate <= ROTATE_MAX:
+        failures.append(("rotate", f"must be at most {ROTATE_MAX} (numbers beyond it lose precision)"))
+    elif isinstance(rotate, bool) or not isinstance(rotate, int | float) or int(rotate) != rotate or rotate < 0:
         failures.append(("rotate", f"{rotate!r} is not a whole number >= 0"))
     generate = set(news.get("generate") or []) if isinstance(news.get("generate"), list) else set()
     external = set(news.get("external") or []) if isinstance(news.get("external"), list) else set()

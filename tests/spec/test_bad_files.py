@@ -2,7 +2,9 @@
 
 Each folder under ``bad/`` is a case: the tenant files, an ``expected.txt`` holding the exact standard
 error of ``python -m components validate``, and optionally an ``args.txt`` listing the paths to pass
-(relative to the case folder) when the case needs more than the folder itself.
+(relative to the case folder) when the case needs more than the folder itself. A case holding a
+``Pulumi.yaml`` is validated as a project of its own (``--project``): its ``Pulumi.<stack>.yaml`` files
+give the policy and are checked too.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ CASES = sorted(p.name for p in BAD.iterdir() if p.is_dir())
 
 def _arguments(case: Path) -> list[str]:
     relative = os.path.relpath(case, ROOT)
+    # A case with its own Pulumi.yaml is a project: its stack files give the policy and are checked too.
+    project = ["--project", relative] if (case / "Pulumi.yaml").exists() else []
     args_file = case / "args.txt"
     if not args_file.exists():
-        return [relative]
+        return [*project, relative]
     names = [line.strip() for line in args_file.read_text().splitlines() if line.strip()]
-    return [os.path.normpath(os.path.join(relative, name)) for name in names]
+    return [*project, *(os.path.normpath(os.path.join(relative, name)) for name in names)]
 
 
 def test_the_corpus_covers_at_least_thirty_cases() -> None:

@@ -216,7 +216,7 @@ def test_unreadable_paths_are_problems_not_crashes(tmp_path: Path) -> None:
     folder.mkdir()
     assert problems_of(tmp_path / "absent.yaml", folder) == [
         f"{tmp_path}/absent.yaml: cannot read: no such file or folder",
-        f"{folder}: no tenant files (*.yaml) in this folder",
+        f"{folder}: is a folder, not a tenant file; tenant files are not looked for inside it",
     ]
 
 
