@@ -298,7 +298,9 @@ def pwn_chain(vault: VaultTarget, token: str, role: str) -> dict[str, int]:
     if login is None:
         return answers
     minted = login.json()["auth"]["client_token"]
-    step("list everything under the mount", "LIST", "secret/metadata/", minted)
+    outside = f"secret/data/platform/{role}"
+    assert vault.call("POST", outside, vault.token, {"data": {"k": "v"}}).status_code == 200
+    step("read a secret outside the tenants subtree", "GET", outside, minted)
     step("write admin-backdoor", "PUT", f"sys/policies/acl/{role}-admin-backdoor", minted, {"policy": WIDE_OPEN})
     step("enable an auth method", "POST", f"sys/auth/{role}", minted, {"type": "userpass"})
     return answers
@@ -326,7 +328,7 @@ def test_the_same_chain_escalates_under_the_previous_policy(vault: VaultTarget):
         "read role-id": 200,
         "mint secret-id": 200,
         "log in": 200,
-        "list everything under the mount": 200,
+        "read a secret outside the tenants subtree": 200,
         "write admin-backdoor": 204,
         "enable an auth method": 204,
     }
