@@ -460,3 +460,28 @@ BEGIN
     END LOOP;
 END
 $stats$;
+
+-- Planner statistics of the tables with row-level security: none (sql/schema/050_tenant_privacy.sql says
+-- why). That file switches them off; statistics gathered before stay until a superuser removes them,
+-- which this step does (run this file again after the first `pulumi up` of a version that adds a table).
+DO $statistics$
+DECLARE
+    statement text;
+BEGIN
+    IF NOT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+        RAISE NOTICE 'not a superuser: planner statistics of the shared tables are kept (see README.md)';
+        RETURN;
+    END IF;
+    FOR statement IN
+        SELECT pg_catalog.format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS 0', c.oid::regclass, a.attname)
+          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
+         WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') AND c.relrowsecurity
+           AND a.attnum > 0 AND NOT a.attisdropped AND a.attstattarget IS DISTINCT FROM 0
+    LOOP
+        EXECUTE statement;
+    END LOOP;
+    DELETE FROM pg_catalog.pg_statistic s
+     USING pg_catalog.pg_class c
+     WHERE s.starelid = c.oid AND c.relnamespace = 'public'::regnamespace AND c.relrowsecurity;
+END
+$statistics$;

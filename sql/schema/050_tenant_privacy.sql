@@ -9,12 +9,22 @@
 --   the primary key on role_name, and role names are opaque.
 -- * Tenant roles no longer read tenants, tenant_products and tenant_domains directly (their unique
 --   indexes on slug and hostname gave the same oracle); tenant_overview serves them their own rows.
+-- * No planner statistics on any column of a table with row-level security (SET STATISTICS 0). Under
+--   row-level security the planner still estimates a caller's own conditions from the statistics when
+--   the operator is leakproof (=, <, > on text, uuid, numbers, timestamps), so plain EXPLAIN SELECT ...
+--   WHERE tenant_rut = '<rut>' showed that tenant's row count (most-common values), and range conditions
+--   walked the histogram bounds, which are other tenants' values (RUTs, names, e-mail addresses). Without
+--   statistics the planner uses its defaults for every value alike. The tenant_rut indexes still serve
+--   the policies; sql/provisioner.sql removes statistics gathered before this file ran (that takes a
+--   superuser). A table added by a later file needs the same: the schema tests check every RLS table.
 --
 -- Applied by the provisioner (acting as smarteros_owner) or by an administrator with psql; idempotent.
 
 SET ROLE smarteros_owner;
 
 DO $privacy$
+DECLARE
+    statement text;
 BEGIN
     IF EXISTS (SELECT FROM pg_catalog.pg_constraint
                 WHERE conrelid = 'public.tenant_roles'::regclass AND conname = 'tenant_roles_role_name_check'
@@ -31,6 +41,15 @@ BEGIN
        OR pg_catalog.has_table_privilege('tenant_members', 'public.tenant_domains', 'SELECT') THEN
         REVOKE ALL ON public.tenants, public.tenant_products, public.tenant_domains FROM tenant_members;
     END IF;
+    -- SET STATISTICS takes a SHARE UPDATE EXCLUSIVE lock: reads and writes go on.
+    FOR statement IN
+        SELECT pg_catalog.format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS 0', c.oid::regclass, a.attname)
+          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
+         WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') AND c.relrowsecurity
+           AND a.attnum > 0 AND NOT a.attisdropped AND a.attstattarget IS DISTINCT FROM 0
+    LOOP
+        EXECUTE statement;
+    END LOOP;
 END
 $privacy$;
 

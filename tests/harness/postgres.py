@@ -3,7 +3,7 @@
 The cluster lives in a fresh directory under the system temp dir, listens on 127.0.0.1 only and on a unix
 socket in that directory, and asks every login for a scram-sha-256 password (the superuser ``postgres`` has a
 generated one). Durability is switched off (``fsync``, ``synchronous_commit``, ``full_page_writes``) because
-nothing here needs to survive a crash.
+nothing here needs to survive a crash, and JIT compilation is off.
 
 ``initdb`` refuses to run as root, so when the tests run as root the server binaries run as the ``postgres``
 system user (override with ``SMARTEROS_PG_OS_USER``) in a directory that user owns. The binaries are found on
@@ -44,6 +44,8 @@ _SERVER_SETTINGS = {
     "max_connections": "100",
     "shared_buffers": "32MB",
     "log_min_messages": "warning",
+    # Debian's build compiles expensive plans with LLVM (a quarter second each); tests only lose time to it.
+    "jit": "off",
 }
 
 
