@@ -115,32 +115,37 @@ GRANT smarteros_owner TO smarteros_provisioner;
 -- Take back what earlier versions of this file gave the provisioner: ADMIN on tenant_members (16+) and the
 -- ADMIN that PostgreSQL 16 gives the creator of each role on the roles it created. From 16 on,
 -- smarteros_role_admin needs ADMIN (without the group's privileges) on tenant_members and on every
--- existing tenant role to add, alter and drop them; 15 lets its CREATEROLE do that.
+-- existing tenant role to add, alter and drop them; 15 lets its CREATEROLE do that. Memberships in
+-- tenant_members that the provisioner granted are granted again by smarteros_role_admin first, so
+-- revoking the provisioner's ADMIN (CASCADE drops what it granted) leaves every tenant role in the group.
 DO $admin$
 DECLARE
     granted record;
 BEGIN
+    IF current_setting('server_version_num')::int >= 160000 THEN
+        EXECUTE 'GRANT tenant_members TO smarteros_role_admin WITH ADMIN TRUE, INHERIT FALSE, SET FALSE';
+        FOR granted IN
+            SELECT DISTINCT r.rolname::text AS name
+              FROM pg_catalog.pg_auth_members m
+              JOIN pg_catalog.pg_roles r ON r.oid = m.member
+             WHERE m.roleid = 'tenant_members'::regrole
+               AND r.rolname NOT IN ('smarteros_role_admin', 'smarteros_provisioner')
+        LOOP
+            EXECUTE format('GRANT tenant_members TO %I GRANTED BY smarteros_role_admin', granted.name);
+            IF granted.name ~ '^tenant_' THEN
+                EXECUTE format('GRANT %I TO smarteros_role_admin WITH ADMIN TRUE, INHERIT FALSE, SET FALSE',
+                               granted.name);
+            END IF;
+        END LOOP;
+    END IF;
     FOR granted IN
-        SELECT g.rolname::text AS name
+        SELECT DISTINCT g.rolname::text AS name
           FROM pg_catalog.pg_auth_members m
           JOIN pg_catalog.pg_roles g ON g.oid = m.roleid
          WHERE m.member = 'smarteros_provisioner'::regrole AND g.rolname <> 'smarteros_owner'
     LOOP
         EXECUTE format('REVOKE %I FROM smarteros_provisioner CASCADE', granted.name);
     END LOOP;
-    IF current_setting('server_version_num')::int >= 160000 THEN
-        EXECUTE 'GRANT tenant_members TO smarteros_role_admin WITH ADMIN TRUE, INHERIT FALSE, SET FALSE';
-        FOR granted IN
-            SELECT r.rolname::text AS name
-              FROM pg_catalog.pg_auth_members m
-              JOIN pg_catalog.pg_roles r ON r.oid = m.member
-             WHERE m.roleid = 'tenant_members'::regrole AND r.rolname ~ '^tenant_'
-               AND NOT r.rolsuper
-        LOOP
-            EXECUTE format('GRANT %I TO smarteros_role_admin WITH ADMIN TRUE, INHERIT FALSE, SET FALSE',
-                           granted.name);
-        END LOOP;
-    END IF;
 END
 $admin$;
 

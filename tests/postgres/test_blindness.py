@@ -44,8 +44,8 @@ def fleet(platform: Platform) -> Iterator[dict[str, Tenant]]:
         "bravo": platform.onboard(BRAVO, "bravo-victim"),
         "charlie": platform.onboard(CHARLIE, "charlie-victim"),
     }
-    for tenant, rows in (("alpha", 40), ("bravo", 700), ("charlie", 300)):
-        seed_events(platform, tenants[tenant], rows)
+    for key, rows in (("alpha", 40), ("bravo", 700), ("charlie", 300)):
+        seed_events(platform, tenants[key], rows)
     with platform.admin() as admin:
         # Extended statistics with most-common values of tenant_rut: the kind a DBA adds for the planner.
         admin.execute("CREATE STATISTICS IF NOT EXISTS events_rut_kind (mcv) ON tenant_rut, kind FROM events")
