@@ -243,6 +243,23 @@ def provider_config(server: PostgresServer, password: str, *, user: str = PROVIS
     }
 
 
+def make_platform(server: PostgresServer, provider_host_factory: Any, version: str = "") -> Platform:
+    """A platform database set up exactly as README.md says (:func:`bootstrap_database`), its shared schema
+    applied through the provider host as the provisioner. Reusable outside the ``platform`` fixture, e.g.
+    for a whole-program converge test; call it once per server (the database is ``smarteros``)."""
+    password = secrets.token_urlsafe(24)
+    bootstrap_database(server, password)
+    host = provider_host_factory(provider_config(server, password))
+    schema = Resource(
+        SharedSchemaProvider(),
+        urn("pulumi-python:dynamic/postgres:SharedSchema", "platform-schema"),
+        {"files": schema_files(), "tenant_tables": list(TENANT_TABLES), "stack": STACK},
+    )
+    plat = Platform(version or f"pg{server_version(server)}", server, host, password, schema)
+    plat.create(schema)
+    return plat
+
+
 def server_version(server: PostgresServer) -> int:
     with server.connect() as conn:
         row = conn.execute("SHOW server_version_num").fetchone()
@@ -267,16 +284,7 @@ def platform(request: pytest.FixtureRequest, provider_host_factory: Any) -> Iter
         "postgres_server" if wanted == 15 else "postgres16_server"
     )
     assert server_version(postgres_server) == wanted, "the cluster is not the version the test is for"
-    password = secrets.token_urlsafe(24)
-    bootstrap_database(postgres_server, password)
-    host = provider_host_factory(provider_config(postgres_server, password))
-    schema = Resource(
-        SharedSchemaProvider(),
-        urn("pulumi-python:dynamic/postgres:SharedSchema", "platform-schema"),
-        {"files": schema_files(), "tenant_tables": list(TENANT_TABLES), "stack": STACK},
-    )
-    plat = Platform(request.param, postgres_server, host, password, schema)
-    plat.create(schema)
+    plat = make_platform(postgres_server, provider_host_factory, request.param)
     yield plat
 
 

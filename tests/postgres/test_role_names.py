@@ -16,7 +16,9 @@ RUT = make_rut(76700001)
 
 def test_the_name_is_an_hmac_of_the_rut_under_the_databases_key(platform: Platform) -> None:
     with platform.admin() as admin:
-        inner, outer = admin.execute("SELECT inner_pad, outer_pad FROM smarteros_admin.role_name_key").fetchone()
+        pads = admin.execute("SELECT inner_pad, outer_pad FROM smarteros_admin.role_name_key").fetchone()
+        assert pads is not None
+        inner, outer = pads
         name = admin.execute("SELECT smarteros_admin.tenant_role_name(%s)", (RUT,)).fetchone()
     key = bytes(b ^ 0x36 for b in inner)
     assert bytes(b ^ 0x5C for b in key) == bytes(outer)  # the two pads come from one key
