@@ -75,6 +75,8 @@
 --     for, and a tenant role is worth less than smarteros_owner, which it already acts as.
 --   * On PostgreSQL 16+, adopting a tenant role that an administrator created by hand needs
 --     GRANT <role> TO smarteros_role_admin WITH ADMIN TRUE, INHERIT FALSE, SET FALSE first.
+--   * On PostgreSQL 16+, a membership an administrator gave a tenant role by hand cannot be revoked by
+--     the functions (smarteros_role_admin holds ADMIN on no predefined role); the update fails naming it.
 --
 -- Without a superuser (managed services): an administrator holding CREATEROLE can run everything except the
 -- statistics revokes; the script then makes itself a member of smarteros_role_admin for the duration of

@@ -114,3 +114,33 @@ def test_the_owner_and_the_provisioner_see_every_tenant_in_the_overview(platform
         for tenant in (alpha, bravo):
             platform.offboard(tenant)
             platform.delete(tenant.record)
+
+
+def test_a_membership_granted_by_hand_is_drift_update_removes_on_15_and_names_on_16(platform: Platform) -> None:
+    tenant = platform.onboard(make_rut(76700004), "drift-member")
+    role = sql.Identifier(tenant.role_name)
+    with platform.admin() as admin:
+        admin.execute(sql.SQL("GRANT pg_read_all_settings TO {}").format(role))
+    try:
+        _, outputs = platform.refresh(tenant.role)
+        assert sorted(outputs["member_of"]) == ["pg_read_all_settings", "tenant_members"]
+        assert platform.diff(tenant.role).changes is True
+        if platform.version == "pg15":
+            platform.update(tenant.role, tenant.role.inputs)
+            assert tenant.role.outputs["member_of"] == ["tenant_members"]
+        else:
+            # 16 lets only a holder of ADMIN on the predefined role revoke it, and smarteros_role_admin holds
+            # none: the change is refused with the server's answer, and an administrator revokes it.
+            try:
+                platform.update(tenant.role, tenant.role.inputs)
+            except Exception as failure:  # noqa: BLE001 - the message is the subject
+                message = str(failure)
+            else:
+                raise AssertionError("PostgreSQL 16 let smarteros_role_admin revoke a predefined role")
+            assert f"tenant {tenant.rut}: PostgreSQL refused change of the tenant's role: 42501" in message
+            assert 'permission denied to revoke role "pg_read_all_settings"' in message
+    finally:
+        with platform.admin() as admin:
+            admin.execute(sql.SQL("REVOKE pg_read_all_settings FROM {}").format(role))
+        platform.offboard(tenant)
+        platform.delete(tenant.record)
