@@ -134,11 +134,12 @@ class Tenant:
 
 @dataclass
 class Platform:
-    version: str
     server: PostgresServer
     host: ProviderHost
     provisioner_password: str
     schema: Resource
+    version: str = "pg15"
+    """``pg15`` or ``pg16``: the server's major version, for the few steps that differ."""
 
     def admin(self) -> psycopg.Connection[Any]:
         """The superuser on the platform database (bypasses RLS, as the platform's admin)."""
@@ -255,7 +256,7 @@ def make_platform(server: PostgresServer, provider_host_factory: Any, version: s
         urn("pulumi-python:dynamic/postgres:SharedSchema", "platform-schema"),
         {"files": schema_files(), "tenant_tables": list(TENANT_TABLES), "stack": STACK},
     )
-    plat = Platform(version or f"pg{server_version(server)}", server, host, password, schema)
+    plat = Platform(server, host, password, schema, version or f"pg{server_version(server)}")
     plat.create(schema)
     return plat
 
