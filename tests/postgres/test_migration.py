@@ -141,6 +141,9 @@ def test_an_upgrade_replaces_rut_named_roles_and_keeps_every_row(
         ).fetchone()
     assert before == {"events": 25, "contacts": 1, "tenants": 1}
     assert old_provisioner == (True,)  # what the old release gave it
+    with server.connect(dbname=LEGACY_DB) as admin:
+        admin.execute("ANALYZE")
+        assert admin.execute("SELECT count(*) FROM pg_stats WHERE tablename = 'events'").fetchone() != (0,)
 
     # 1. The administrator runs the new sql/provisioner.sql as a superuser.
     run_as_superuser(platform, LEGACY_DB, SQL_DIR / "provisioner.sql")
@@ -151,6 +154,13 @@ def test_an_upgrade_replaces_rut_named_roles_and_keeps_every_row(
             (PROVISIONER,),
         ).fetchone()
     assert standing == (False, ["smarteros_owner"])
+    with server.connect(dbname=LEGACY_DB) as admin:  # the statistics gathered so far are gone, and stay gone
+        admin.execute("ANALYZE")
+        kept = admin.execute(
+            "SELECT DISTINCT tablename::text FROM pg_stats WHERE schemaname = 'public' AND tablename = ANY(%s)",
+            (list(TENANT_TABLES),),
+        ).fetchall()
+        assert kept == []
     # Between the two steps the tenant keeps working under its old role.
     with server.connect(user=LEGACY_ROLE, password=legacy_stack["role"]["password"], dbname=LEGACY_DB) as tenant:
         assert tenant.execute("SELECT count(*) FROM events").fetchone() == (25,)
