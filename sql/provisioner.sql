@@ -66,9 +66,9 @@
 -- Residual risks
 -- --------------
 --   * The provisioner is a member of smarteros_owner: it reads and writes every tenant's rows (the owner
---     is not subject to row-level security) and can create functions and triggers on the shared tables.
---     A superuser who writes to those tables fires such triggers with superuser rights, so administrators
---     change tenant data as smarteros_owner (SET ROLE smarteros_owner), never as a superuser.
+--     is not subject to row-level security) and can create triggers on the shared tables and functions in
+--     their security_invoker views. A superuser who queries or writes them runs that code with superuser
+--     rights, so administrators work on tenant data as smarteros_owner (SET ROLE smarteros_owner).
 --   * Whoever can become smarteros_role_admin or replace its functions holds CREATEROLE: only superusers.
 --     Never grant smarteros_role_admin to anyone, never give it LOGIN.
 --   * The provisioner chooses tenant passwords, so it can log in as any tenant role: that is what it is
