@@ -42,6 +42,7 @@ from components.providers.metabase import (
     PermissionsGroup,
     PermissionsGroupProvider,
     TenantWorkspace,
+    collection_level,
     isolation_violations,
     query_level,
 )
@@ -336,8 +337,8 @@ def test_isolation_holds_on_the_metabase_graphs(world: tuple[MetabaseDouble, lis
     # and the group that was there before this stack (left alone: it is not ours).
     for t in tenants:
         assert query_level(dgraph, t.owners, t.database) == "query-builder"
-        assert cgraph["groups"][str(t.owners)][str(t.collection)] == "write"
-        assert cgraph["groups"][str(t.viewers)][str(t.collection)] == "read"
+        assert collection_level(cgraph, t.owners, t.collection) == "write"
+        assert collection_level(cgraph, t.viewers, t.collection) == "read"
         assert query_level(dgraph, t.owners, admin_db) == "no"
     assert query_level(dgraph, ALL_USERS_GROUP_ID, admin_db) == "no"
     # Metabase's defaults gave "Analysts" native queries on each new tenant database (its lowest existing
@@ -351,7 +352,7 @@ def test_isolation_holds_on_the_metabase_graphs(world: tuple[MetabaseDouble, lis
     for t in tenants:
         assert query_level(dgraph, analysts["id"], t.database) == "no"
     assert query_level(dgraph, analysts["id"], admin_db) == "query-builder-and-native"
-    assert cgraph["groups"][str(ALL_USERS_GROUP_ID)]["root"] == "none"
+    assert collection_level(cgraph, ALL_USERS_GROUP_ID, "root") == "none"
     assert query_level(dgraph, ADMINISTRATORS_GROUP_ID, tenants[0].database) == "query-builder-and-native"
 
 
