@@ -561,6 +561,8 @@ class MetabaseDouble(HttpDouble):
     def _fault_body(fault: Fault) -> Any:
         # src/metabase/server/middleware/exceptions.clj: an exception with only a status answers its message as
         # plain text; an unexpected one (500) answers JSON with the message and a stack trace.
+        if fault.message.lstrip().startswith("<"):
+            return fault.message  # a proxy's HTML page, not Metabase's answer
         if fault.status >= 500:
             return {"message": fault.message, "via": [{"type": "java.lang.Exception"}], "trace": []}
         return fault.message
