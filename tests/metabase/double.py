@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -210,7 +211,7 @@ class MetabaseDouble(HttpDouble):
         after_write: bool = False,
         drop: bool = False,
     ) -> None:
-        """Fail the next ``times`` calls of ``method path`` (path without query).
+        """Fail the next ``times`` calls of ``method path`` (path without query; ``*`` matches any part).
 
         ``status`` answers instead of doing anything, unless ``after_write``: then the call takes effect first
         and the answer is the failure, as when an event handler fails after the insert
@@ -538,7 +539,8 @@ class MetabaseDouble(HttpDouble):
         with self.lock:
             self.requests.append((method, path))
             fault = next(
-                (f for f in self.faults if f.method == method and f.path == path and f.times > 0), None
+                (f for f in self.faults if f.method == method and fnmatchcase(path, f.path) and f.times > 0),
+                None,
             )
             if fault is not None:
                 fault.times -= 1
