@@ -91,6 +91,16 @@ class CollectionProvider(_MetabaseProvider):
             siblings = client.child_collections(inputs.get("parent_id"))
             same_name = [c for c in siblings if c.get("name") == body["name"]]
             ours = [c for c in same_name if split_description(c.get("description"))[1] == owner]
+            if len(ours) > 1:
+                extra = [int(c["id"]) for c in ours[1:]]
+                for duplicate in extra:
+                    close_collection(client, duplicate, set())
+                raise MetabaseError(
+                    f"{owner_label(tenant)}: Metabase has {len(ours)} collections named {body['name']!r} managed "
+                    f"by this stack (ids {', '.join(str(int(c['id'])) for c in ours)}); the duplicates (ids "
+                    f"{', '.join(map(str, extra))}) were closed to every group but Administrators: move what they "
+                    "hold into the first one, archive them and run again"
+                )
             if ours:
                 live = client.update_collection(int(ours[0]["id"]), {**body, "archived": False})
             elif same_name:
