@@ -28,7 +28,7 @@ from urllib3.util.retry import Retry
 
 TIMEOUT = (5.0, 60.0)  # (connect, read) seconds for every call
 GRAPH_CACHE_SECONDS = 20.0
-"""How long a read of the collection graph serves other reads in the same process (writes read afresh)."""
+"""How long an answer read for a refresh serves other refreshes in the same process (writes read afresh)."""
 
 ALL_USERS_MAGIC = "all-internal-users"
 ADMIN_MAGIC = "admin"
@@ -179,10 +179,35 @@ class MetabaseClient:
         self._http = _session(api_key, retries, backoff)
         self._lock = threading.Lock()
         self._builtins: dict[str, int] | None = None
-        self._collection_graph: tuple[float, dict[str, Any]] | None = None
+        self._recent: dict[str, tuple[float, Any, set[str]]] = {}
         self.bytes_received = 0
 
+    def _read(self, path: str, reader: str | None) -> Any:
+        """``GET path``. With ``reader`` (the resource refreshing), an answer this process got in the last
+        :data:`GRAPH_CACHE_SECONDS` for *other* resources serves it too: a no-change pass fetches each shared
+        document (the collection graph, one database's slice) once, not once per resource that looks at it. A
+        resource reading again gets a fresh answer, and any write through this client forgets them all."""
+        now = time.monotonic()
+        if reader is not None:
+            with self._lock:
+                seen = self._recent.get(path)
+                if seen is not None and now - seen[0] <= GRAPH_CACHE_SECONDS and reader not in seen[2]:
+                    seen[2].add(reader)
+                    return seen[1]
+        try:
+            answer = self._call("GET", path)
+        except ApiFailure:
+            with self._lock:
+                self._recent.pop(path, None)
+            raise
+        with self._lock:
+            self._recent[path] = (now, answer, {reader} if reader is not None else set())
+        return answer
+
     def _call(self, method: str, path: str, body: Any = None, params: Mapping[str, str] | None = None) -> Any:
+        if method != "GET":
+            with self._lock:
+                self._recent.clear()
         try:
             response = self._http.request(
                 method, self._base + path, json=body, params=params, timeout=TIMEOUT
@@ -264,36 +289,23 @@ class MetabaseClient:
         """``PUT /api/collection/:id``: rename, describe, move (``parent_id``) or (un)archive."""
         return dict(self._call("PUT", f"/api/collection/{_seg(collection_id)}", dict(changes)))
 
-    def get_collection_graph(self, *, max_age: float = 0.0) -> dict[str, Any]:
+    def get_collection_graph(self, *, reader: str | None = None) -> dict[str, Any]:
         """``GET /api/collection/graph``: ``{revision, groups: {gid: {cid|"root": level}}}``.
 
-        With ``max_age`` a graph read by this process at most that many seconds ago is returned instead (the
-        graph is one document for the whole instance: a no-change pass reads it once, not once per edge).
+        One document for the whole instance: refreshes pass ``reader`` so a pass fetches it once (see
+        :meth:`_read`); writes read it afresh.
         """
-        with self._lock:
-            cached = self._collection_graph
-        if max_age > 0 and cached is not None and time.monotonic() - cached[0] <= max_age:
-            return cached[1]
-        graph = dict(self._call("GET", "/api/collection/graph"))
-        with self._lock:
-            self._collection_graph = (time.monotonic(), graph)
-        return graph
+        return dict(self._read("/api/collection/graph", reader))
 
     def put_collection_graph(self, revision: int, groups: Mapping[str, Any]) -> None:
         """``PUT /api/collection/graph`` with only the edges being changed; 409 on a stale revision."""
-        with self._lock:
-            self._collection_graph = None
-        try:
-            self._call("PUT", "/api/collection/graph", {"revision": revision, "groups": dict(groups)})
-        finally:
-            with self._lock:
-                self._collection_graph = None
+        self._call("PUT", "/api/collection/graph", {"revision": revision, "groups": dict(groups)})
 
     # Data permissions, v50+ (src/metabase/permissions/api.clj)
-    def get_data_graph_for_database(self, database_id: int) -> dict[str, Any]:
+    def get_data_graph_for_database(self, database_id: int, *, reader: str | None = None) -> dict[str, Any]:
         """``GET /api/permissions/graph/db/:id``: every group's permissions on one database (200 even when the
         database does not exist: check existence with :meth:`get_database`)."""
-        return dict(self._call("GET", f"/api/permissions/graph/db/{_seg(database_id)}"))
+        return dict(self._read(f"/api/permissions/graph/db/{_seg(database_id)}", reader))
 
     def get_data_graph_for_group(self, group_id: int) -> dict[str, Any]:
         """``GET /api/permissions/graph/group/:id``: one group's permissions on every database (200 even when
@@ -312,9 +324,9 @@ class MetabaseClient:
         items = answer.get("data", []) if isinstance(answer, Mapping) else answer
         return [dict(item) for item in items or []]
 
-    def get_database(self, database_id: int) -> dict[str, Any]:
+    def get_database(self, database_id: int, *, reader: str | None = None) -> dict[str, Any]:
         """``GET /api/database/:id``; the password comes back masked."""
-        return dict(self._call("GET", f"/api/database/{_seg(database_id)}"))
+        return dict(self._read(f"/api/database/{_seg(database_id)}", reader))
 
     def create_database(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """``POST /api/database {engine, name, details}``; Metabase tests the connection first (400 if it fails).

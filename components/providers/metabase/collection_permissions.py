@@ -17,7 +17,7 @@ from pulumi import Input, ResourceOptions
 from pulumi.dynamic import CheckResult, CreateResult, ReadResult, UpdateResult
 
 from ..base import DynamicResource
-from .client import GRAPH_CACHE_SECONDS, ApiFailure, MetabaseError
+from .client import ApiFailure, MetabaseError
 from .decisions import COLLECTION_LEVELS, collection_edge_patch, collection_level, collection_listed
 from .edges import patch_graph
 from .plumbing import (
@@ -70,7 +70,7 @@ class CollectionPermissionProvider(_MetabaseProvider):
         gid, cid = int(gid_text), _collection_ref(cid_text)
         client = self._client()
         with _reporting(inputs.get("tenant")):
-            graph = client.get_collection_graph(max_age=GRAPH_CACHE_SECONDS)
+            graph = client.get_collection_graph(reader=f"collection-permission {id_}")
             if collection_listed(graph, cid, client.admin_group_id()):
                 level = collection_level(graph, gid, cid)
             else:

@@ -27,9 +27,9 @@ from .plumbing import _inputs, _int, _MetabaseProvider, _reporting, _unless_abse
 from .validation import edge_failures
 
 
-def _exists(client: MetabaseClient, gid: int, dbid: int) -> bool:
+def _exists(client: MetabaseClient, gid: int, dbid: int, reader: str | None = None) -> bool:
     """Both ends of an edge still exist (the slices cannot tell)."""
-    database = _unless_absent(lambda: client.get_database(dbid))
+    database = _unless_absent(lambda: client.get_database(dbid, reader=reader))
     return database is not None and _unless_absent(lambda: client.get_group(gid)) is not None
 
 
@@ -66,9 +66,10 @@ class DataPermissionProvider(_MetabaseProvider):
         gid, dbid = int(gid_text), int(db_text)
         client = self._client()
         with _reporting(inputs.get("tenant")):
-            if not _exists(client, gid, dbid):
+            reader = f"data-permission {id_}"
+            if not _exists(client, gid, dbid, reader):
                 return ReadResult("", {})
-            graph = client.get_data_graph_for_database(dbid)
+            graph = client.get_data_graph_for_database(dbid, reader=reader)
         level = query_level(graph, gid, dbid)
         return ReadResult(id_, {**inputs, "group_id": gid, "database_id": dbid, "level": level})
 

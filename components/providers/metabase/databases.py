@@ -230,7 +230,7 @@ class DatabaseConnectionProvider(_MetabaseProvider):
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         inputs = _inputs(props)
         with _reporting(inputs.get("tenant")):
-            live = _unless_absent(lambda: self._client().get_database(int(id_)))
+            live = _unless_absent(lambda: self._client().get_database(int(id_), reader=f"database {id_}"))
         if live is None:
             return ReadResult("", {})
         return ReadResult(id_, self._outs(inputs, live))

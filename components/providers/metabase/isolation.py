@@ -17,7 +17,7 @@ from pulumi import Input, ResourceOptions
 from pulumi.dynamic import CheckResult, CreateResult, ReadResult, UpdateResult
 
 from ..base import DynamicResource
-from .client import GRAPH_CACHE_SECONDS, MetabaseClient
+from .client import MetabaseClient
 from .decisions import closing_patch, collection_listed, others_with_access
 from .edges import patch_graph
 from .plumbing import _collection_ref, _group_ids, _inputs, _int, _MetabaseProvider, _reporting, _unless_absent
@@ -38,13 +38,13 @@ class _IsolationProvider(_MetabaseProvider):
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         return CheckResult({**news, "open_groups": []}, [])
 
-    def _graph(self, client: MetabaseClient, key: Any, *, cached: bool = False) -> dict[str, Any]:
+    def _graph(self, client: MetabaseClient, key: Any, *, reader: str | None = None) -> dict[str, Any]:
         raise NotImplementedError
 
     def _put(self, client: MetabaseClient, revision: int, patch: dict[str, Any]) -> None:
         raise NotImplementedError
 
-    def _exists(self, client: MetabaseClient, key: Any, graph: Mapping[str, Any]) -> bool:
+    def _exists(self, client: MetabaseClient, key: Any, reader: str, graph: Mapping[str, Any]) -> bool:
         raise NotImplementedError
 
     def _open(self, graph: Mapping[str, Any], inputs: Mapping[str, Any], admin: int) -> list[int]:
@@ -80,8 +80,9 @@ class _IsolationProvider(_MetabaseProvider):
         inputs[self.key_field] = key
         client = self._client()
         with _reporting(inputs.get("tenant")):
-            graph = self._graph(client, key, cached=True)
-            if not self._exists(client, key, graph):
+            reader = f"{self.key_field} isolation {id_}"
+            graph = self._graph(client, key, reader=reader)
+            if not self._exists(client, key, reader, graph):
                 return ReadResult("", {})
             admin = client.admin_group_id()
         return ReadResult(id_, {**inputs, "open_groups": self._open(graph, inputs, admin)})
@@ -102,13 +103,13 @@ class CollectionIsolationProvider(_IsolationProvider):
     fields = ("collection_id", "allowed_group_ids", "open_groups")
     replace_fields = ("collection_id",)
 
-    def _graph(self, client: MetabaseClient, key: Any, *, cached: bool = False) -> dict[str, Any]:
-        return client.get_collection_graph(max_age=GRAPH_CACHE_SECONDS if cached else 0.0)
+    def _graph(self, client: MetabaseClient, key: Any, *, reader: str | None = None) -> dict[str, Any]:
+        return client.get_collection_graph(reader=reader)
 
     def _put(self, client: MetabaseClient, revision: int, patch: dict[str, Any]) -> None:
         client.put_collection_graph(revision, patch)
 
-    def _exists(self, client: MetabaseClient, key: Any, graph: Mapping[str, Any]) -> bool:
+    def _exists(self, client: MetabaseClient, key: Any, reader: str, graph: Mapping[str, Any]) -> bool:
         if collection_listed(graph, key, client.admin_group_id()):
             return True
         # Archived collections are not in the graph (nothing to close there); gone ones answer 404.
@@ -124,14 +125,14 @@ class DatabaseIsolationProvider(_IsolationProvider):
     fields = ("database_id", "allowed_group_ids", "open_groups")
     replace_fields = ("database_id",)
 
-    def _graph(self, client: MetabaseClient, key: Any, *, cached: bool = False) -> dict[str, Any]:
-        return client.get_data_graph_for_database(int(key))
+    def _graph(self, client: MetabaseClient, key: Any, *, reader: str | None = None) -> dict[str, Any]:
+        return client.get_data_graph_for_database(int(key), reader=reader)
 
     def _put(self, client: MetabaseClient, revision: int, patch: dict[str, Any]) -> None:
         client.put_data_graph(revision, patch)
 
-    def _exists(self, client: MetabaseClient, key: Any, graph: Mapping[str, Any]) -> bool:
-        return _unless_absent(lambda: client.get_database(int(key))) is not None
+    def _exists(self, client: MetabaseClient, key: Any, reader: str, graph: Mapping[str, Any]) -> bool:
+        return _unless_absent(lambda: client.get_database(int(key), reader=reader)) is not None
 
 
 class _Isolation(DynamicResource):

@@ -1,0 +1,72 @@
+"""A no-change refresh reads each shared Metabase document once per pass, not once per resource: the
+collection graph (one document for the whole instance) and each tenant database's data-graph slice. A
+resource refreshed again reads afresh, so a change made between two passes is seen."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from components.providers.metabase import (
+    CollectionIsolation,
+    CollectionIsolationProvider,
+    CollectionPermission,
+    CollectionPermissionProvider,
+    DatabaseIsolation,
+    DatabaseIsolationProvider,
+    DataPermission,
+    DataPermissionProvider,
+)
+from tests.harness.provider_host import ProviderHost
+from tests.metabase.conftest import Driven, fake_rut
+from tests.metabase.double import MetabaseDouble
+from tests.metabase.test_contract import _collection, _group
+
+
+def _workspace(host: ProviderHost, double: MetabaseDouble) -> tuple[list[Driven], int, int]:
+    rut = fake_rut()
+    owners, viewers = _group(host, rut), _group(host, rut, "viewers")
+    allowed = [int(owners.id), int(viewers.id)]
+    col = _collection(host, rut)
+    dbid = double.seed_database(f"tenant {rut}", {"host": "127.0.0.1"})
+    made = [owners, viewers, col]
+    for group, level in ((owners, "write"), (viewers, "read")):
+        edge = Driven(host, CollectionPermissionProvider(), CollectionPermission, f"{rut}-{group.id}-collection")
+        edge.create({"group_id": int(group.id), "collection_id": int(col.id), "level": level, "tenant": rut})
+        made.append(edge)
+        data = Driven(host, DataPermissionProvider(), DataPermission, f"{rut}-{group.id}-data")
+        data.create({"group_id": int(group.id), "database_id": dbid, "level": "query-builder", "tenant": rut})
+        made.append(data)
+    for provider, kind, key, value in (
+        (CollectionIsolationProvider(), CollectionIsolation, "collection_id", int(col.id)),
+        (DatabaseIsolationProvider(), DatabaseIsolation, "database_id", dbid),
+    ):
+        iso = Driven(host, provider, kind, f"{rut}-{key}-isolation")
+        iso.create({key: value, "allowed_group_ids": allowed, "tenant": rut})
+        made.append(iso)
+    return made, int(col.id), dbid
+
+
+def _refresh(double: MetabaseDouble, resources: list[Driven]) -> tuple[Counter[str], list[Any]]:
+    with double.recording() as calls:
+        for resource in resources:
+            resource.refresh()
+            assert resource.diff().changes is False, resource.name
+    return Counter(path for method, path in calls if method == "GET"), calls
+
+
+def test_a_no_change_pass_reads_shared_documents_once(double_host: ProviderHost, metabase_double: Any) -> None:
+    first, _, db_a = _workspace(double_host, metabase_double)
+    second, col_b, db_b = _workspace(double_host, metabase_double)
+    for _ in range(2):  # each pass reads afresh, once
+        reads, calls = _refresh(metabase_double, first + second)
+        assert reads["/api/collection/graph"] == 1
+        assert reads[f"/api/permissions/graph/db/{db_a}"] == 1 and reads[f"/api/permissions/graph/db/{db_b}"] == 1
+        assert reads[f"/api/database/{db_a}"] == 1 and reads[f"/api/database/{db_b}"] == 1
+        assert {method for method, _ in calls} == {"GET"}
+
+    # A door opened by hand between two passes shows in the next one.
+    metabase_double.hand_set_collection_edge(1, col_b, "read")
+    isolation = next(r for r in second if r.name.endswith("collection_id-isolation"))
+    isolation.refresh()
+    assert isolation.outputs["open_groups"] == [1]
