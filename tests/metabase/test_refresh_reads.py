@@ -58,11 +58,14 @@ def _refresh(double: MetabaseDouble, resources: list[Driven]) -> tuple[Counter[s
 def test_a_no_change_pass_reads_shared_documents_once(double_host: ProviderHost, metabase_double: Any) -> None:
     first, _, db_a = _workspace(double_host, metabase_double)
     second, col_b, db_b = _workspace(double_host, metabase_double)
-    for _ in range(2):  # each pass reads afresh, once
+    shared = ["/api/collection/graph", *(f"/api/{kind}/{db}" for kind in ("database", "permissions/graph/db")
+                                          for db in (db_a, db_b))]
+    # The first pass may reuse what the creates just read (nothing was written since); a later pass reads
+    # each shared document afresh, once.
+    for exactly in (False, True):
         reads, calls = _refresh(metabase_double, first + second)
-        assert reads["/api/collection/graph"] == 1
-        assert reads[f"/api/permissions/graph/db/{db_a}"] == 1 and reads[f"/api/permissions/graph/db/{db_b}"] == 1
-        assert reads[f"/api/database/{db_a}"] == 1 and reads[f"/api/database/{db_b}"] == 1
+        for path in shared:
+            assert reads[path] == 1 if exactly else reads[path] <= 1, (path, reads[path])
         assert {method for method, _ in calls} == {"GET"}
 
     # A door opened by hand between two passes shows in the next one.
