@@ -73,6 +73,7 @@ def second_pass(host: ProviderHost, res: Res) -> bool:
     checked = host.check(res.provider, res.urn, res.inputs, res.news)
     found, outputs, _ = host.read(res.provider, res.id, res.urn, res.outputs)
     assert found == res.id, f"{res.name} disappeared"
+    res.outputs = outputs  # what a refresh writes back into the state
     diff = host.diff(res.provider, res.id, res.urn, outputs, checked.inputs)
     return bool(diff.changes)
 
@@ -188,10 +189,9 @@ def tenant_resources(host: ProviderHost, rut: str, tenants_collection: int) -> l
 
 @dataclass
 class Figures:
-    tenants: int
-    resources: int
-    first_seconds: float
-    second_seconds: float
+    """One no-change pass (Check, Read, Diff of every resource), per tenant."""
+
+    seconds: float
     requests_per_tenant: list[int]
     bytes_per_tenant: list[int]
     by_endpoint: Counter[str]
@@ -201,7 +201,49 @@ class Figures:
     changed: list[str]
 
 
-def run(tenants: int) -> Figures:
+@dataclass
+class Run:
+    tenants: int
+    resources: int
+    converge_seconds: float
+    passes: list[Figures]
+
+
+def measure_pass(
+    double: MetabaseDouble, host: ProviderHost, platform: list[Res], ruts: list[str], by_tenant: dict[str, list[Res]]
+) -> Figures:
+    began = time.perf_counter()
+    changed: list[str] = []
+    requests_per_tenant: list[int] = []
+    bytes_per_tenant: list[int] = []
+    by_endpoint: Counter[str] = Counter()
+    bytes_by_endpoint: Counter[str] = Counter()
+    with double.recording() as calls:
+        for res in platform:
+            if second_pass(host, res):
+                changed.append(res.name)
+    platform_counts = Counter(method for method, _ in calls)
+    non_get = sum(v for k, v in platform_counts.items() if k != "GET")
+    for rut in ruts:
+        start = len(double.bytes_sent)
+        with double.recording() as calls:
+            for res in by_tenant[rut]:
+                if second_pass(host, res):
+                    changed.append(res.name)
+        answered = double.bytes_sent[start:]
+        requests_per_tenant.append(len(calls))
+        bytes_per_tenant.append(sum(size for _, _, size in answered))
+        non_get += sum(1 for method, _ in calls if method != "GET")
+        by_endpoint.update(f"{method} {_shape(path)}" for method, path in calls)
+        for method, path, size in answered:
+            bytes_by_endpoint[f"{method} {_shape(path)}"] += size
+    return Figures(
+        time.perf_counter() - began, requests_per_tenant, bytes_per_tenant, by_endpoint, bytes_by_endpoint,
+        platform_counts, non_get, changed,
+    )
+
+
+def run(tenants: int) -> Run:
     double = MetabaseDouble(check_connections=False, ssl_available=True).start()
     host = ProviderHost().start()
     try:
@@ -253,56 +295,32 @@ def run(tenants: int) -> Figures:
         first_seconds = time.perf_counter() - began
         resources = sum(len(v) for v in by_tenant.values())
 
-        began = time.perf_counter()
-        changed: list[str] = []
-        requests_per_tenant: list[int] = []
-        bytes_per_tenant: list[int] = []
-        by_endpoint: Counter[str] = Counter()
-        bytes_by_endpoint: Counter[str] = Counter()
-        with double.recording() as calls:
-            for res in platform:
-                if second_pass(host, res):
-                    changed.append(res.name)
-        platform_counts = Counter(method for method, _ in calls)
-        non_get = sum(v for k, v in platform_counts.items() if k != "GET")
-        for rut in ruts:
-            start = len(double.bytes_sent)
-            with double.recording() as calls:
-                for res in by_tenant[rut]:
-                    if second_pass(host, res):
-                        changed.append(res.name)
-            answered = double.bytes_sent[start:]
-            requests_per_tenant.append(len(calls))
-            bytes_per_tenant.append(sum(size for _, _, size in answered))
-            non_get += sum(1 for method, _ in calls if method != "GET")
-            by_endpoint.update(f"{method} {_shape(path)}" for method, path in calls)
-            for method, path, size in answered:
-                bytes_by_endpoint[f"{method} {_shape(path)}"] += size
-        second_seconds = time.perf_counter() - began
+        passes = [measure_pass(double, host, platform, ruts, by_tenant) for _ in range(2)]
     finally:
         host.close()
         double.stop()
-    return Figures(
-        tenants, resources, first_seconds, second_seconds, requests_per_tenant, bytes_per_tenant,
-        by_endpoint, bytes_by_endpoint, platform_counts, non_get, changed,
-    )
+    return Run(tenants, resources, first_seconds, passes)
 
 
-def report(f: Figures) -> bool:
-    n = f.tenants
-    print(f"== {n} tenants: {f.resources} tenant resources; converge {f.first_seconds:.1f}s, "
-          f"no-change pass {f.second_seconds:.1f}s")
-    reqs, sent = f.requests_per_tenant, f.bytes_per_tenant
-    print(f"  requests per tenant: mean {sum(reqs) / n:.2f} (min {min(reqs)}, max {max(reqs)})")
-    print(f"  bytes per tenant:    mean {sum(sent) / n:,.0f} (min {min(sent):,}, max {max(sent):,})")
-    print(f"  platform: {dict(f.platform)}")
-    for endpoint in sorted(f.by_endpoint):
-        print(
-            f"    {endpoint}: {f.by_endpoint[endpoint] / n:.2f} requests, "
-            f"{f.bytes_by_endpoint[endpoint] / n:,.0f} bytes per tenant"
-        )
-    print(f"  resources reporting a change: {len(f.changed)} {f.changed[:5]}; non-GET requests: {f.non_get}")
-    return not f.changed and f.non_get == 0
+def report(run: Run) -> bool:
+    n = run.tenants
+    print(f"== {n} tenants: {run.resources} tenant resources; converge {run.converge_seconds:.1f}s")
+    ok = True
+    titles = ("first refresh after the converge", "steady no-change pass (refresh state written back)")
+    for title, f in zip(titles, run.passes, strict=True):
+        reqs, sent = f.requests_per_tenant, f.bytes_per_tenant
+        print(f"  {title}: {f.seconds:.1f}s")
+        print(f"    requests per tenant: mean {sum(reqs) / n:.2f} (min {min(reqs)}, max {max(reqs)})")
+        print(f"    bytes per tenant:    mean {sum(sent) / n:,.0f} (min {min(sent):,}, max {max(sent):,})")
+        print(f"    platform: {dict(f.platform)}")
+        for endpoint in sorted(f.by_endpoint):
+            print(
+                f"      {endpoint}: {f.by_endpoint[endpoint] / n:.2f} requests, "
+                f"{f.bytes_by_endpoint[endpoint] / n:,.0f} bytes per tenant"
+            )
+        print(f"    resources reporting a change: {len(f.changed)} {f.changed[:5]}; non-GET requests: {f.non_get}")
+        ok = ok and not f.changed and f.non_get == 0
+    return ok
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -460,7 +460,7 @@ class MetabaseDouble(HttpDouble):
         }
         for gid, level in defaults.items():
             self.state.data_perms.setdefault(gid, {})[dbid] = {"view-data": "unrestricted", "create-queries": level}
-        self.state.data_revision += 1
+        # No new revision: only graph PUTs save one (src/metabase/permissions/util.clj save-perms-revision!).
         return dbid
 
     def _database_out(self, dbid: int) -> dict[str, Any]:
@@ -602,7 +602,7 @@ class MetabaseDouble(HttpDouble):
                     }
                     for dbid in s.databases
                 }
-                s.data_revision += 1
+                # No new revision: only graph PUTs save one (src/metabase/permissions/util.clj save-perms-revision!).
                 return self._group_out(gid)
             if method == "DELETE" and gid is not None:
                 # src/metabase/permissions/api.clj (DELETE /group/:group-id): deletes whatever matches and
@@ -680,7 +680,7 @@ class MetabaseDouble(HttpDouble):
             for gid, edges in s.collection_perms.items():
                 if parent_key in edges and gid != ADMINS:
                     edges[str(cid)] = edges[parent_key]
-            s.collection_revision += 1
+            # No new revision: only graph PUTs save one (src/metabase/permissions/util.clj save-perms-revision!).
             return self._collection_out(cid)
 
         m = re.fullmatch(r"/api/collection/(\d+)", path)
@@ -784,7 +784,7 @@ class MetabaseDouble(HttpDouble):
                     edges.pop(dbid, None)
                 for qid in [q for q, d in s.questions.items() if d == dbid]:
                     s.questions.pop(qid)
-                s.data_revision += 1
+                # No new revision: only graph PUTs save one (src/metabase/permissions/util.clj save-perms-revision!).
                 raise Reply(204)
 
         raise Reply(404, "API endpoint does not exist.")

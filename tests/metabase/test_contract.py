@@ -473,6 +473,7 @@ def test_data_edge_lifecycle(double_host: ProviderHost, metabase_double: Any) ->
     assert calls == [
         ("GET", f"/api/database/{dbid}"),  # the slice answers 200 for a database that does not exist
         ("GET", f"/api/permissions/group/{owners.id}"),
+        ("GET", "/api/permissions/graph/group/2147483647"),  # the revision: it changed, so read the slice
         ("GET", f"/api/permissions/graph/db/{dbid}"),
     ]
     assert edge.outputs["level"] == "no" and edge.diff().changes is True
@@ -603,7 +604,11 @@ def test_database_isolation_closes_every_other_group(double_host: ProviderHost, 
     metabase_double.hand_set_query_level(int(outsider.id), dbid, "query-builder")
     with metabase_double.recording() as calls:
         iso.refresh()
-    assert calls == [("GET", f"/api/permissions/graph/db/{dbid}"), ("GET", f"/api/database/{dbid}")]
+    assert calls == [
+        ("GET", "/api/permissions/graph/group/2147483647"),
+        ("GET", f"/api/permissions/graph/db/{dbid}"),
+        ("GET", f"/api/database/{dbid}"),
+    ]
     assert iso.outputs["open_groups"] == [int(outsider.id)]
     assert iso.diff().changes is True
     iso.update(iso.inputs)

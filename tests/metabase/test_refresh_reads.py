@@ -1,6 +1,7 @@
 """A no-change refresh reads each shared Metabase document once per pass, not once per resource: the
-collection graph (one document for the whole instance) and each tenant database's data-graph slice. A
-resource refreshed again reads afresh, so a change made between two passes is seen."""
+collection graph (one document for the whole instance), each tenant database, and the data-graph revision.
+A database's data-graph slice (which lists every group) is read again only when the revision moved since the
+edge last read it. A resource refreshed again reads afresh, so a change made between two passes is seen."""
 
 from __future__ import annotations
 
@@ -55,21 +56,38 @@ def _refresh(double: MetabaseDouble, resources: list[Driven]) -> tuple[Counter[s
     return Counter(path for method, path in calls if method == "GET"), calls
 
 
+def _refresh_expecting_drift(double: MetabaseDouble, resources: list[Driven]) -> tuple[Counter[str], list[Any]]:
+    with double.recording() as calls:
+        for resource in resources:
+            resource.refresh()
+    return Counter(path for method, path in calls if method == "GET"), calls
+
+
 def test_a_no_change_pass_reads_shared_documents_once(double_host: ProviderHost, metabase_double: Any) -> None:
     first, _, db_a = _workspace(double_host, metabase_double)
     second, col_b, db_b = _workspace(double_host, metabase_double)
-    shared = ["/api/collection/graph", *(f"/api/{kind}/{db}" for kind in ("database", "permissions/graph/db")
-                                          for db in (db_a, db_b))]
-    # The first pass may reuse what the creates just read (nothing was written since); a later pass reads
-    # each shared document afresh, once.
-    for exactly in (False, True):
-        reads, calls = _refresh(metabase_double, first + second)
-        for path in shared:
-            assert reads[path] == 1 if exactly else reads[path] <= 1, (path, reads[path])
-        assert {method for method, _ in calls} == {"GET"}
+    probe = "/api/permissions/graph/group/2147483647"
+    slices = [f"/api/permissions/graph/db/{db}" for db in (db_a, db_b)]
+    shared = ["/api/collection/graph", probe, *(f"/api/database/{db}" for db in (db_a, db_b))]
+    # The first pass may reuse what the creates just read (nothing was written since) and reads each slice at
+    # most once; a later pass reads each shared document afresh, once, and no slice: no graph write since.
+    reads, calls = _refresh(metabase_double, first + second)
+    assert all(reads[path] <= 1 for path in shared + slices), reads
+    reads, calls = _refresh(metabase_double, first + second)
+    assert [reads[path] for path in shared] == [1, 1, 1, 1], reads
+    assert [reads[path] for path in slices] == [0, 0], reads
+    assert {method for method, _ in calls} == {"GET"}
 
     # A door opened by hand between two passes shows in the next one.
     metabase_double.hand_set_collection_edge(1, col_b, "read")
     isolation = next(r for r in second if r.name.endswith("collection_id-isolation"))
     isolation.refresh()
     assert isolation.outputs["open_groups"] == [1]
+
+    # A query level changed by hand (a graph write) is seen on the next pass.
+    metabase_double.hand_set_query_level(1, db_a, "query-builder")
+    reads, _ = _refresh_expecting_drift(metabase_double, first)
+    assert reads[f"/api/permissions/graph/db/{db_a}"] == 1
+    isolation_a = next(r for r in first if r.name.endswith("database_id-isolation"))
+    assert isolation_a.outputs["open_groups"] == [1]
+    metabase_double.hand_set_query_level(1, db_a, "no")

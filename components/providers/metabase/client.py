@@ -30,6 +30,9 @@ TIMEOUT = (5.0, 60.0)  # (connect, read) seconds for every call
 GRAPH_CACHE_SECONDS = 20.0
 """How long an answer read for a refresh serves other refreshes in the same process (writes read afresh)."""
 
+REVISION_PROBE_GROUP = 2_147_483_647
+"""A group id no Metabase hands out (the largest positive 32-bit id), read to learn the data-graph revision."""
+
 ALL_USERS_MAGIC = "all-internal-users"
 ADMIN_MAGIC = "admin"
 
@@ -252,9 +255,9 @@ class MetabaseClient:
     def admin_group_id(self) -> int:
         return self.builtin_group_ids()[ADMIN_MAGIC]
 
-    def get_group(self, group_id: int) -> dict[str, Any]:
+    def get_group(self, group_id: int, *, reader: str | None = None) -> dict[str, Any]:
         """``GET /api/permissions/group/:id`` (404 when it does not exist)."""
-        return dict(self._call("GET", f"/api/permissions/group/{_seg(group_id)}"))
+        return dict(self._read(f"/api/permissions/group/{_seg(group_id)}", reader))
 
     def create_group(self, name: str) -> dict[str, Any]:
         """``POST /api/permissions/group``; a new group copies All Users' level on every database."""
@@ -311,6 +314,13 @@ class MetabaseClient:
         """``GET /api/permissions/graph/group/:id``: one group's permissions on every database (200 even when
         the group does not exist)."""
         return dict(self._call("GET", f"/api/permissions/graph/group/{_seg(group_id)}"))
+
+    def data_graph_revision(self, *, reader: str | None = None) -> int:
+        """The data graph's current revision, for a few bytes: the slice of a group id no group has (slices
+        answer 200 with the revision and nothing else for ids that do not exist). Only graph PUTs save a new
+        revision (``src/metabase/permissions/util.clj``), so an unchanged revision means no edge changed."""
+        answer = self._read(f"/api/permissions/graph/group/{REVISION_PROBE_GROUP}", reader)
+        return int(answer.get("revision", 0)) if isinstance(answer, Mapping) else 0
 
     def put_data_graph(self, revision: int, groups: Mapping[str, Any]) -> None:
         """``PUT /api/permissions/graph`` with only the edges being changed; 409 on a stale revision."""

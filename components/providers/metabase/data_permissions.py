@@ -30,7 +30,7 @@ from .validation import edge_failures
 def _exists(client: MetabaseClient, gid: int, dbid: int, reader: str | None = None) -> bool:
     """Both ends of an edge still exist (the slices cannot tell)."""
     database = _unless_absent(lambda: client.get_database(dbid, reader=reader))
-    return database is not None and _unless_absent(lambda: client.get_group(gid)) is not None
+    return database is not None and _unless_absent(lambda: client.get_group(gid, reader=reader)) is not None
 
 
 class DataPermissionProvider(_MetabaseProvider):
@@ -58,7 +58,8 @@ class DataPermissionProvider(_MetabaseProvider):
         inputs = _inputs(props)
         gid, dbid = _int(inputs["group_id"]), _int(inputs["database_id"])
         self._set(inputs.get("tenant"), gid, dbid, inputs["level"])
-        return CreateResult(f"{gid}:{dbid}", {**inputs, "group_id": gid, "database_id": dbid})
+        outs = {**inputs, "group_id": gid, "database_id": dbid, "seen_revision": None}
+        return CreateResult(f"{gid}:{dbid}", outs)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         inputs = _inputs(props)
@@ -69,15 +70,20 @@ class DataPermissionProvider(_MetabaseProvider):
             reader = f"data-permission {id_}"
             if not _exists(client, gid, dbid, reader):
                 return ReadResult("", {})
-            graph = client.get_data_graph_for_database(dbid, reader=reader)
-        level = query_level(graph, gid, dbid)
-        return ReadResult(id_, {**inputs, "group_id": gid, "database_id": dbid, "level": level})
+            revision = client.data_graph_revision(reader=reader)
+            if inputs.get("seen_revision") == revision and inputs.get("level"):
+                level = str(inputs["level"])  # no graph write since this edge was last read
+            else:
+                graph = client.get_data_graph_for_database(dbid, reader=reader)
+                level, revision = query_level(graph, gid, dbid), int(graph.get("revision", 0))
+        outs = {**inputs, "group_id": gid, "database_id": dbid, "level": level, "seen_revision": revision}
+        return ReadResult(id_, outs)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         inputs = _inputs(news)
         gid, dbid = _int(inputs["group_id"]), _int(inputs["database_id"])
         self._set(inputs.get("tenant"), gid, dbid, inputs["level"])
-        return UpdateResult({**inputs, "group_id": gid, "database_id": dbid})
+        return UpdateResult({**inputs, "group_id": gid, "database_id": dbid, "seen_revision": None})
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         inputs = _inputs(props)

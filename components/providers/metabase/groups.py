@@ -76,7 +76,7 @@ class PermissionsGroupProvider(_MetabaseProvider):
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         inputs = _inputs(props)
         with _reporting(inputs.get("tenant")):
-            group = _unless_absent(lambda: self._client().get_group(int(id_)))
+            group = _unless_absent(lambda: self._client().get_group(int(id_), reader=f"group {id_}"))
         if group is None:
             return ReadResult("", {})
         outs = {**inputs, "name": group.get("name"), "group_id": int(group["id"])}
