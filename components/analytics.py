@@ -29,7 +29,7 @@ from .config import StackConfig
 from .naming import metabase_group_name
 from .providers.base import stack_marker
 from .providers.metabase import (
-    ALL_USERS_GROUP_ID,
+    ALL_USERS,
     Collection,
     CollectionIsolation,
     CollectionPermission,
@@ -99,7 +99,7 @@ class SharedAnalytics(pulumi.ComponentResource):
         )
         root_closed = CollectionPermission(
             f"{name}-all-users-root-collection",
-            group_id=ALL_USERS_GROUP_ID,
+            group_id=ALL_USERS,
             collection_id="root",
             level="none",
             tenant=None,
@@ -107,7 +107,7 @@ class SharedAnalytics(pulumi.ComponentResource):
         )
         tenants_closed = CollectionPermission(
             f"{name}-all-users-tenants-collection",
-            group_id=ALL_USERS_GROUP_ID,
+            group_id=ALL_USERS,
             collection_id=tenants.collection_id,
             level="none",
             tenant=None,
@@ -123,7 +123,7 @@ class SharedAnalytics(pulumi.ComponentResource):
         )
         lockdown = DatabaseAccessLockdown(
             f"{name}-all-users-no-queries",
-            group_id=ALL_USERS_GROUP_ID,
+            group_id=ALL_USERS,
             level="no",
             opts=pulumi.ResourceOptions(parent=self, depends_on=[root_closed, tenants_closed, tenants_isolated]),
         )

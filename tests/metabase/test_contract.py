@@ -733,3 +733,23 @@ def test_two_tenants_edges_written_at_once_both_land(double_host: ProviderHost, 
         gid = int(groups[rut].id)
         assert collection_level(cgraph, gid, int(cols[rut].id)) == "write", rut
         assert query_level(dgraph, gid, dbs[rut]) == "query-builder", rut
+
+
+def test_all_users_is_named_by_its_magic_group_type(double_host: ProviderHost, metabase_double: Any) -> None:
+    """Metabase identifies its built-in groups by ``magic_group_type``; state written with the id 1 stays
+    unchanged when the program names the group ``all-internal-users``."""
+    lock = Driven(double_host, DatabaseAccessLockdownProvider(), DatabaseAccessLockdown, "all-users-no-queries")
+    lock.create({"group_id": "all-internal-users", "level": "no"})
+    assert lock.id == f"{ALL_USERS_GROUP_ID}:no" and lock.outputs["group_id"] == ALL_USERS_GROUP_ID
+    assert lock.diff({"group_id": "all-internal-users", "level": "no"}).changes is False
+    edge = Driven(double_host, CollectionPermissionProvider(), CollectionPermission, "all-users-root")
+    edge.create({"group_id": "all-internal-users", "collection_id": "root", "level": "none"})
+    assert edge.id == f"{ALL_USERS_GROUP_ID}:root"
+    outcome = double_host.check(
+        CollectionPermissionProvider(), "urn:x", {}, {"group_id": "admin", "collection_id": 5, "level": "none"}
+    )
+    assert [field for field, _ in outcome.failures] == ["group_id"]
+    outcome = double_host.check(
+        CollectionPermissionProvider(), "urn:x", {}, {"group_id": "everyone", "collection_id": 5, "level": "none"}
+    )
+    assert outcome.failures == [("group_id", "'everyone' is neither a group id nor one of: all-internal-users")]

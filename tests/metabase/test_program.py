@@ -106,11 +106,12 @@ def test_platform_closes_root_tenants_and_every_database_to_all_users(shipped: l
     assert _inputs(tenants)["name"] == "Tenants" and "parent_id" not in _inputs(tenants)
     edges = {(r.name, _inputs(r)["group_id"], _inputs(r)["level"]) for r in by_type(leaves, CEDGE)}
     assert edges == {
-        ("platform-all-users-root-collection", 1, "none"),
-        ("platform-all-users-tenants-collection", 1, "none"),
+        ("platform-all-users-root-collection", "all-internal-users", "none"),
+        ("platform-all-users-tenants-collection", "all-internal-users", "none"),
     }
     lockdown = one(leaves, type=LOCKDOWN)
-    assert (_inputs(lockdown)["group_id"], _inputs(lockdown)["level"]) == (1, "no")
+    # All Users by its magic_group_type: Metabase's built-in groups are not identified by id.
+    assert (_inputs(lockdown)["group_id"], _inputs(lockdown)["level"]) == ("all-internal-users", "no")
     tenants_isolation = one(leaves, type=MB + "CollectionIsolation")
     assert _inputs(tenants_isolation)["allowed_group_ids"] == []  # only Administrators reach "Tenants"
     assert tenants_isolation.urn in lockdown.options.depends_on

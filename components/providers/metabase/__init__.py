@@ -56,6 +56,7 @@ from .decisions import (
     _TAG_PREFIX,
     _TAG_RE,
     ADMINISTRATORS_GROUP_ID,
+    ALL_USERS,
     ALL_USERS_GROUP_ID,
     COLLECTION_LEVELS,
     MASKED_PASSWORD,
@@ -115,6 +116,7 @@ from .validation import edge_failures as _edge_failures
 
 __all__ = [
     "ADMINISTRATORS_GROUP_ID",
+    "ALL_USERS",
     "ALL_USERS_GROUP_ID",
     "COLLECTION_LEVELS",
     "GRAPH_CACHE_SECONDS",

@@ -23,7 +23,6 @@ from .edges import patch_graph
 from .plumbing import (
     _collection_ref,
     _inputs,
-    _int,
     _is_not_found,
     _MetabaseProvider,
     _reporting,
@@ -60,7 +59,7 @@ class CollectionPermissionProvider(_MetabaseProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         inputs = _inputs(props)
-        gid, cid = _int(inputs["group_id"]), _collection_ref(inputs["collection_id"])
+        gid, cid = self._group(inputs["group_id"]), _collection_ref(inputs["collection_id"])
         self._set(inputs.get("tenant"), gid, cid, inputs["level"])
         return CreateResult(f"{gid}:{cid}", {**inputs, "group_id": gid, "collection_id": cid})
 
@@ -82,7 +81,7 @@ class CollectionPermissionProvider(_MetabaseProvider):
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         inputs = _inputs(news)
-        gid, cid = _int(inputs["group_id"]), _collection_ref(inputs["collection_id"])
+        gid, cid = self._group(inputs["group_id"]), _collection_ref(inputs["collection_id"])
         self._set(inputs.get("tenant"), gid, cid, inputs["level"])
         return UpdateResult({**inputs, "group_id": gid, "collection_id": cid})
 
@@ -116,7 +115,7 @@ class CollectionPermission(DynamicResource, module="metabase", name="CollectionP
         self,
         name: str,
         *,
-        group_id: Input[int],
+        group_id: Input[int] | str,
         collection_id: Input[int] | str,
         level: str,
         tenant: str | None,

@@ -56,7 +56,7 @@ class DataPermissionProvider(_MetabaseProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         inputs = _inputs(props)
-        gid, dbid = _int(inputs["group_id"]), _int(inputs["database_id"])
+        gid, dbid = self._group(inputs["group_id"]), _int(inputs["database_id"])
         self._set(inputs.get("tenant"), gid, dbid, inputs["level"])
         outs = {**inputs, "group_id": gid, "database_id": dbid, "seen_revision": None}
         return CreateResult(f"{gid}:{dbid}", outs)
@@ -81,7 +81,7 @@ class DataPermissionProvider(_MetabaseProvider):
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         inputs = _inputs(news)
-        gid, dbid = _int(inputs["group_id"]), _int(inputs["database_id"])
+        gid, dbid = self._group(inputs["group_id"]), _int(inputs["database_id"])
         self._set(inputs.get("tenant"), gid, dbid, inputs["level"])
         return UpdateResult({**inputs, "group_id": gid, "database_id": dbid, "seen_revision": None})
 
@@ -136,7 +136,7 @@ class DatabaseAccessLockdownProvider(_MetabaseProvider):
         return found
 
     def _apply(self, inputs: Mapping[str, Any]) -> None:
-        gid, level = _int(inputs["group_id"]), str(inputs["level"])
+        gid, level = self._group(inputs["group_id"]), str(inputs["level"])
         client = self._client()
 
         def patch_for(graph: Mapping[str, Any]) -> dict[str, Any]:
@@ -149,7 +149,7 @@ class DatabaseAccessLockdownProvider(_MetabaseProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         inputs = _inputs(props)
         self._apply(inputs)
-        gid = _int(inputs["group_id"])
+        gid = self._group(inputs["group_id"])
         return CreateResult(f"{gid}:{inputs['level']}", {**inputs, "group_id": gid, "open_databases": []})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -165,7 +165,7 @@ class DatabaseAccessLockdownProvider(_MetabaseProvider):
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         inputs = _inputs(news)
         self._apply(inputs)
-        return UpdateResult({**inputs, "group_id": _int(inputs["group_id"]), "open_databases": []})
+        return UpdateResult({**inputs, "group_id": self._group(inputs["group_id"]), "open_databases": []})
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         return None
@@ -176,7 +176,7 @@ class DatabaseAccessLockdown(DynamicResource, module="metabase", name="DatabaseA
     levels; leaves view-data and downloads alone; removing it changes nothing in Metabase."""
 
     def __init__(
-        self, name: str, *, group_id: int, level: str, opts: ResourceOptions | None = None
+        self, name: str, *, group_id: int | str, level: str, opts: ResourceOptions | None = None
     ) -> None:
-        props = {"group_id": group_id, "level": level, "tenant": None, "open_databases": []}
+        props: dict[str, Any] = {"group_id": group_id, "level": level, "tenant": None, "open_databases": []}
         super().__init__(DatabaseAccessLockdownProvider(), name, props, opts)

@@ -19,6 +19,8 @@ from pulumi.dynamic import DiffResult
 
 from .plumbing import _is_unknown, _norm, owner_label
 
+ALL_USERS = "all-internal-users"
+"""The built-in "All Users" group as the providers take it (its ``magic_group_type``; resolved per Metabase)."""
 ALL_USERS_GROUP_ID = 1
 """Metabase's built-in "All Users" group as every release so far numbers it (providers find it by
 ``magic_group_type``)."""

@@ -148,10 +148,26 @@ class _MetabaseProvider(ResourceProvider):
     def __getstate__(self) -> dict[str, Any]:
         return {}
 
+    def _group(self, value: Any) -> int:
+        """A group id from an input: a number, or a built-in group's ``magic_group_type`` (``all-internal-users``,
+        ``admin``), which Metabase's built-in groups are identified by (their ids are only usually 1 and 2)."""
+        value = _norm(value)
+        if isinstance(value, str) and not value.isdigit():
+            with _reporting(None):
+                builtins = self._client().builtin_group_ids()
+            if value not in builtins:
+                raise MetabaseError(f"Metabase has no built-in group {value!r} (known: {', '.join(sorted(builtins))})")
+            return builtins[value]
+        return int(value)
+
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         from .decisions import plan_diff
 
-        return plan_diff(_inputs(olds), _inputs(news), self.fields, self.replace_fields, self.name_field)
+        news = _inputs(news)
+        group = news.get("group_id")
+        if isinstance(group, str) and not group.isdigit() and not _is_unknown(group):
+            news["group_id"] = self._group(group)  # outputs hold the id the built-in group resolved to
+        return plan_diff(_inputs(olds), news, self.fields, self.replace_fields, self.name_field)
 
 
 def _shared_client(url: str, api_key: str) -> MetabaseClient:
