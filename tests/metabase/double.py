@@ -2,7 +2,8 @@
 
 No Metabase server runs on this machine, so this double is written from Metabase's source, v50 to the current
 v0.6x line (paths as in the metabase/metabase repository; DESIGN.md section 6). Each behaviour below names the
-file it mirrors. Where the double and a real Metabase disagree, the double is the bug: the same contract tests
+file it mirrors, as that file reads on the v0.6x line; the behaviour is the same since v50 unless the comment
+gives a version (the collection graph's omitted ``none`` entries: 0.56.13). Where the double and a real Metabase disagree, the double is the bug: the same contract tests
 run against a real server with ``-m live_metabase``.
 
 Modes: ``sample_database=False`` is an instance whose Sample Database was removed (groups made then have no
@@ -650,6 +651,8 @@ class MetabaseDouble(HttpDouble):
 
         m = re.fullmatch(r"/api/collection/(root|\d+)/items", path)
         if m and method == "GET":
+            # src/metabase/collections_rest/api.clj (GET /:id/items, /root/items): the children in ``data``;
+            # archived ones are not listed.
             parent = None if m.group(1) == "root" else int(m.group(1))
             if parent is not None and parent not in s.collections:
                 raise Reply(404, "Not found.")
@@ -688,6 +691,8 @@ class MetabaseDouble(HttpDouble):
             cid = int(m.group(1))
             if cid not in s.collections:
                 raise Reply(404, "Not found.")
+            # src/metabase/collections_rest/api.clj (GET|PUT /:id): 404 "Not found." (plain text) when absent; a PUT
+            # with ``archived: true`` moves it to the Trash and keeps ``location``.
             if method == "GET":
                 return self._collection_out(cid)
             if method == "PUT":
@@ -734,6 +739,7 @@ class MetabaseDouble(HttpDouble):
             return self._data_graph(key, None) if m.group(1) == "db" else self._data_graph(None, key)
 
         if path == "/api/database":
+            # src/metabase/warehouses_rest/api.clj (GET /): ``{data, total}``, passwords masked.
             if method == "GET":
                 data = [self._database_out(d) for d in sorted(s.databases)]
                 return {"data": data, "total": len(data)}
