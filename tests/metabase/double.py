@@ -3,8 +3,9 @@
 No Metabase server runs on this machine, so this double is written from Metabase's source, v50 to the current
 v0.6x line (paths as in the metabase/metabase repository; DESIGN.md section 6). Each behaviour below names the
 file it mirrors, as that file reads on the v0.6x line; the behaviour is the same since v50 unless the comment
-gives a version (the collection graph's omitted ``none`` entries: 0.56.13). Where the double and a real Metabase disagree, the double is the bug: the same contract tests
-run against a real server with ``-m live_metabase``.
+gives a version (the collection graph's omitted ``none`` entries: 0.56.13). Where the double and a real
+Metabase disagree, the double is the bug: the same contract tests run against a real server with
+``-m live_metabase``.
 
 Modes: ``sample_database=False`` is an instance whose Sample Database was removed (groups made then have no
 permission rows, so a new database opens to them); ``ssl_available=True`` makes the opportunistic SSL attempt
