@@ -435,12 +435,16 @@ class MetabaseDouble(HttpDouble):
         return {"revision": self.state.data_revision, "groups": groups}
 
     def _lowest_level(self, gid: int) -> str | None:
-        levels = [
-            edge.get("create-queries", "no")
-            for dbid, edge in self.state.data_perms.get(gid, {}).items()
-            if dbid in self.state.databases
-        ]
-        return min(levels, key=LEVEL_ORDER.__getitem__) if levels else None
+        lowest: str | None = None
+        for dbid, edge in self.state.data_perms.get(gid, {}).items():
+            if dbid not in self.state.databases:
+                continue
+            level = edge.get("create-queries", "no")
+            if level == "no":
+                return level  # nothing is lower
+            if lowest is None or LEVEL_ORDER[level] < LEVEL_ORDER[lowest]:
+                lowest = level
+        return lowest
 
     def _add_database(self, name: str, engine: str, description: str | None, details: dict[str, Any]) -> int:
         dbid = self.state.new_id()
