@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from components.providers.metabase import (
+    Collection,
     CollectionPermission,
     CollectionPermissionProvider,
+    CollectionProvider,
     DatabaseConnection,
     DatabaseConnectionProvider,
     DatabaseIsolation,
@@ -166,6 +168,26 @@ def test_a_duplicate_connection_found_later_is_reported_and_closed(
         "Administrators: delete them in Metabase (Admin > Databases) and run again"
     )
     assert open_to(metabase_double, duplicate, set()) == []
+    assert open_to(metabase_double, int(first.id), set()) == []
+
+
+def test_a_duplicate_collection_found_later_is_reported_and_closed(
+    double_host: ProviderHost, metabase_double: MetabaseDouble
+) -> None:
+    rut = fake_rut()
+    first = _collection(double_host, rut)
+    client = MetabaseClient(metabase_double.url, metabase_double.api_key, retries=0)
+    original = client.get_collection(int(first.id))
+    duplicate = int(client.create_collection(original["name"], original["description"], None)["id"])
+    metabase_double.hand_set_collection_edge(1, duplicate, "write")
+    again = Driven(double_host, CollectionProvider(), Collection, f"{rut}-collection")
+    with pytest.raises(ProviderCallError) as failure:
+        again.create({"name": original["name"], "tenant": rut})
+    assert failure.value.reason.startswith(
+        f"tenant {rut}: Metabase has 2 collections named '{original['name']}' managed by this stack "
+        f"(ids {first.id}, {duplicate}); the duplicates (ids {duplicate}) were closed"
+    )
+    assert collection_level(metabase_double.collection_graph(), 1, duplicate) == "none"
 
 
 # 6. Error bodies: plain text, {message, errors}, {errors, specific-errors}, or a proxy's HTML page.

@@ -93,6 +93,7 @@ class CollectionProvider(_MetabaseProvider):
             ours = [c for c in same_name if split_description(c.get("description"))[1] == owner]
             if len(ours) > 1:
                 extra = [int(c["id"]) for c in ours[1:]]
+                close_collection(client, int(ours[0]["id"]), _group_ids(inputs.get("allowed_group_ids")))
                 for duplicate in extra:
                     close_collection(client, duplicate, set())
                 raise MetabaseError(

@@ -161,6 +161,7 @@ class DatabaseConnectionProvider(_MetabaseProvider):
             ]
             if len(ours) > 1:
                 extra = [int(d["id"]) for d in ours[1:]]
+                close_database(client, int(ours[0]["id"]), allowed)
                 for dbid in extra:
                     close_database(client, dbid, set())
                 raise MetabaseError(
