@@ -162,7 +162,7 @@ class Analytics(pulumi.ComponentResource):
 
         groups = {
             kind: PermissionsGroup(
-                f"{rut}-{kind}", group_name=metabase_group_name(rut, kind), tenant=rut, opts=child
+                f"{rut}-{kind}", group_name=metabase_group_name(rut, kind), tenant=rut, stack=stack_marker(), opts=child
             )
             for kind in GROUP_KINDS
         }

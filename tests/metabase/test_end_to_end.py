@@ -192,7 +192,7 @@ def _workspace(
             PermissionsGroupProvider(),
             PermissionsGroup,
             f"{rut}-{kind}",
-            {"name": naming.metabase_group_name(rut, kind), "tenant": rut},
+            {"name": naming.metabase_group_name(rut, kind), "tenant": rut, "stack": STACK},
         )
         for kind in ("owners", "viewers")
     }
@@ -417,9 +417,13 @@ def test_isolation_check_notices_a_door_opened_by_hand(world: World) -> None:
 def test_a_converge_from_empty_state_adopts_everything_this_stack_owns(
     postgres_server: PostgresServer, world: World
 ) -> None:
-    """State lost: the same resources created again find the stack's own objects, with no error, no POST and
-    no duplicate, and every tenant stays isolated."""
+    """State lost: the same resources created again find the stack's own objects (groups with members too:
+    they hold the stack's tagged collection), with no error, no POST and no duplicate, and every tenant stays
+    isolated."""
     metabase, host = world.metabase, world.host
+    for t in world.tenants:  # the tenant's people are in its groups by now
+        metabase.hand_add_member(t.owners)
+        metabase.hand_add_member(t.viewers)
     with metabase.lock:
         counts_before = (len(metabase.state.groups), len(metabase.state.collections), len(metabase.state.databases))
     with metabase.recording() as calls:

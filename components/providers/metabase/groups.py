@@ -1,6 +1,8 @@
 """Permissions groups: one resource per group (``tenant <rut> owners`` / ``... viewers``).
 
-Owns the group's name. Leaves its members, every other group and every permission edge alone. Metabase
+Owns the group's name. Leaves its members, every other group and every permission edge alone. An existing
+group of the same name is adopted when it has no members, or when it reaches a collection tagged for this
+tenant and stack (a converge from empty state); otherwise create refuses it. Metabase
 (``src/metabase/permissions/models/permissions_group.clj``, v50 to v0.6x) compares group names
 case-insensitively ("A group with that name already exists.", 400), identifies its built-in groups by
 ``magic_group_type`` (never by id), and answers 204 to a DELETE of a group that does not exist. A new group
@@ -10,6 +12,7 @@ Users is closed on a database, every group created later is closed there too.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pulumi import Input, ResourceOptions
@@ -17,6 +20,7 @@ from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, ReadResult, 
 
 from ..base import DynamicResource
 from .client import MetabaseClient, MetabaseError
+from .decisions import split_description, tag_owner
 from .edges import post_without_resend
 from .plumbing import (
     _absent_is_done,
@@ -34,6 +38,24 @@ from .plumbing import (
 def _same_name(client: MetabaseClient, name: str) -> list[dict[str, Any]]:
     wanted = name.casefold()
     return [g for g in client.list_groups() if str(g.get("name", "")).casefold() == wanted]
+
+
+def _holds_own_collection(client: MetabaseClient, gid: int, inputs: Mapping[str, Any]) -> bool:
+    """Whether the group reaches a collection carrying this tenant's and stack's ownership tag: a group with
+    members is adopted only when it is demonstrably the one this stack gave the tenant's collection to (groups
+    have no description to carry a tag)."""
+    if not inputs.get("stack"):
+        return False
+    owner = tag_owner(inputs)
+    edges = (client.get_collection_graph().get("groups") or {}).get(str(gid)) or {}
+    for cid, level in edges.items():
+        if cid == "root" or level == "none":
+            continue
+        collection_id = int(cid)
+        live = _unless_absent(lambda: client.get_collection(collection_id))  # noqa: B023 - called at once
+        if live is not None and split_description(live.get("description"))[1] == owner:
+            return True
+    return False
 
 
 class PermissionsGroupProvider(_MetabaseProvider):
@@ -57,7 +79,8 @@ class PermissionsGroupProvider(_MetabaseProvider):
             if existing:
                 group = existing[0]
                 gid = group["id"]
-                if group.get("magic_group_type") or int(group.get("member_count") or 0) > 0:
+                members = int(group.get("member_count") or 0) > 0
+                if group.get("magic_group_type") or (members and not _holds_own_collection(client, gid, inputs)):
                     raise MetabaseError(
                         f"{owner_label(tenant)}: Metabase group {group.get('name')!r} already exists (id {gid}) "
                         f"with members and is not managed by this stack; adopt it with the import_ resource "
@@ -103,7 +126,15 @@ class PermissionsGroup(DynamicResource, module="metabase", name="PermissionsGrou
     group_id: Any
 
     def __init__(
-        self, name: str, *, group_name: Input[str], tenant: str | None, opts: ResourceOptions | None = None
+        self,
+        name: str,
+        *,
+        group_name: Input[str],
+        tenant: str | None,
+        stack: str | None = None,
+        opts: ResourceOptions | None = None,
     ) -> None:
-        props = {"name": group_name, "tenant": tenant, "group_id": None}
+        props: dict[str, Any] = {"name": group_name, "tenant": tenant, "group_id": None}
+        if stack is not None:
+            props["stack"] = stack
         super().__init__(PermissionsGroupProvider(), name, props, opts)
