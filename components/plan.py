@@ -14,7 +14,9 @@ The command exits 2, naming the file, when the change would:
 - replace or delete a data-bearing resource (registered with ``retain_on_delete`` or ``protect``, or of
   a type that holds data: Vault secrets, the PostgreSQL role, registry row and binding, the Metabase
   collection and database connection). A resource retained on delete is not deleted: it is listed as
-  kept and no longer managed;
+  kept and no longer managed, and a removed tenant's section says what is retained in each system. The
+  PostgreSQL role and its binding row of a tenant that is ``cancelled`` on the base may be dropped with its
+  file: the role is NOLOGIN since the cancellation, and the tenant's rows are keyed by RUT and kept;
 - push the stack past a provider quota (Cloudflare Access applications per account, stack config
   ``smarteros:cloudflare.accessApplicationLimit``, default 500).
 
@@ -82,6 +84,16 @@ DATA_TYPES: frozenset[str] = frozenset(
         "pulumi-python:dynamic/postgres:TenantBinding",
         "pulumi-python:dynamic/metabase:Collection",
         "pulumi-python:dynamic/metabase:DatabaseConnection",
+    }
+)
+
+# Data-bearing types that may go once the tenant is cancelled and its file removed: the login role (NOLOGIN
+# since the cancellation) and its binding row. The tenant's rows are keyed by tenant_rut, not by role, and the
+# registry row that keys them is retained, so dropping the role loses no row and leaves no login behind.
+DROPPED_WHEN_CANCELLED: frozenset[str] = frozenset(
+    {
+        "pulumi-python:dynamic/postgres:TenantRole",
+        "pulumi-python:dynamic/postgres:TenantBinding",
     }
 )
 
@@ -337,6 +349,9 @@ def compare(base: Side, head: Side, *, stack: str, today: date | None = None) ->
         owner = tenant(_owner(old, base_by_urn))
         kept = bool(old.get("retain_on_delete"))
         owner.resources.append(ResourceChange("keep" if kept else "remove", old["name"], old["type"], old["inputs"]))
+        offboarded = owner.base_status == "cancelled" and owner.head_status is None
+        if offboarded and old["type"] in DROPPED_WHEN_CANCELLED and not old.get("protect"):
+            continue
         if _data_bearing(old) and not kept:
             lose(owner.rut, "delete", f"{old['name']} ({short_type(old['type'])})")
 
@@ -527,6 +542,9 @@ def section(t: TenantPlan, today: date) -> str:
             continue
         lines.append(f"**{heading}**")
         lines.append("")
+        if action == "keep" and t.head_status is None:
+            lines.append(f"Retained in each system: {text(retained(group))}.")
+            lines.append("")
         for r in sorted(group, key=lambda r: (r.type, r.name)):
             if action in ("add", "remove", "keep"):
                 lines.append(f"- {code(r.name)} {text(short_type(r.type))}{_headline(r.inputs)}")
@@ -537,6 +555,21 @@ def section(t: TenantPlan, today: date) -> str:
         lines.append("")
     lines.append("</details>")
     return "\n".join(lines)
+
+
+def retained(kept: Sequence[ResourceChange]) -> str:
+    """What a removed tenant leaves in each system, e.g. ``PostgreSQL: TenantRecord and the tenant's rows``."""
+    by_system: dict[str, Counter[str]] = {}
+    for r in kept:
+        system, _, kind = short_type(r.type).partition(" ")
+        by_system.setdefault(system, Counter())[kind] += 1
+    parts = []
+    for system, kinds in sorted(by_system.items()):
+        listed = ", ".join(f"{n} {kind}s" if n > 1 else kind for kind, n in sorted(kinds.items()))
+        if system == SYSTEMS["postgres"]:
+            listed += " and every row keyed by the tenant's RUT"
+        parts.append(f"{system}: {listed}")
+    return "; ".join(parts)
 
 
 def summary_section(t: TenantPlan) -> str:

@@ -90,6 +90,10 @@ def suspended(repo: Path) -> None:
     edit(repo / "tenants" / "smartermcp.yaml", "status: active", "status: suspended")
 
 
+def cancelled(repo: Path) -> None:
+    edit(repo / "tenants" / "smartermcp.yaml", "status: active", "status: cancelled")
+
+
 def file_removed(repo: Path) -> None:
     (repo / "tenants" / "smartermcp.yaml").unlink()
 
@@ -115,6 +119,7 @@ SCENARIOS: dict[str, Callable[[Path], None]] = {
     "new-tenant": new_tenant,
     "product-added": product_added,
     "suspended": suspended,
+    "cancelled": cancelled,
     "file-removed": file_removed,
     "rut-changed": rut_changed,
     "over-quota": over_quota,
