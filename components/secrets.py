@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 
@@ -27,6 +27,12 @@ from .providers.vault import VaultAppRole, VaultPolicy, VaultSecret
 
 if TYPE_CHECKING:
     from .spec import TenantSpec
+
+
+def policy_inputs(tenant: TenantSpec, mount: str, stack: str) -> dict[str, Any]:
+    """The tenant's ACL policy. A suspended or cancelled tenant's grants nothing: its AppRole still logs in,
+    but the token it gets (and every token issued before) reads nothing until the tenant is open again."""
+    return {"rut": tenant.rut, "mount": mount, "stack": stack, "suspended": not is_open(tenant.status)}
 
 
 @dataclass(frozen=True)
@@ -81,15 +87,8 @@ class Secrets(pulumi.ComponentResource):
                 opts=data_opts,
             )
 
-        # A suspended or cancelled tenant's policy grants nothing: its AppRole still logs in, but the token it
-        # gets (and every token issued before) reads nothing until the tenant is open again.
         policy = VaultPolicy(
-            f"{rut}-policy",
-            rut=rut,
-            mount=mount,
-            stack=stack,
-            suspended=not is_open(tenant.status),
-            opts=pulumi.ResourceOptions(parent=self),
+            f"{rut}-policy", **policy_inputs(tenant, mount, stack), opts=pulumi.ResourceOptions(parent=self)
         )
         approle = VaultAppRole(f"{rut}-approle", rut=rut, policy=policy.name, opts=pulumi.ResourceOptions(parent=self))
 

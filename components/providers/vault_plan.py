@@ -377,9 +377,11 @@ def diff_policy(olds: Mapping[str, Any], news: Mapping[str, Any]) -> Plan:
             desired = None
         if desired is None or desired != olds.get("policy"):
             changed.append("policy")
-        for name in ("rut", "mount", "stack", "suspended"):
+        for name in ("rut", "mount", "stack"):
             if olds.get(name) != news.get(name) and name not in changed:
                 changed.append(name)
+        if (olds.get("suspended") is True) != (news.get("suspended") is True) and "suspended" not in changed:
+            changed.append("suspended")
     return Plan(tuple(changed), replaces, False)
 
 

@@ -18,7 +18,7 @@ from pulumi import Input, ResourceOptions
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, ReadResult, UpdateResult
 
 from ..base import DynamicResource
-from .client import ApiFailure, MetabaseError
+from .client import ApiFailure, MetabaseClient, MetabaseError
 from .decisions import TAG_PREFIX, parent_from_location, split_description, tag_owner, tagged_description
 from .edges import close_collection, post_without_resend
 from .plumbing import (
@@ -129,7 +129,7 @@ class CollectionProvider(_MetabaseProvider):
             ) from None
         if inputs["archived"] and not live.get("archived"):
             with _reporting(tenant):
-                live = client.update_collection(cid, {"archived": True})
+                live = _archive(client, cid, {"archived": True})
         return CreateResult(str(cid), self._outs(inputs, live))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -142,10 +142,11 @@ class CollectionProvider(_MetabaseProvider):
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         inputs = {**_inputs(news), "archived": news.get("archived") is True}
+        client = self._client()
         with _reporting(inputs.get("tenant")):
-            live = self._client().update_collection(
-                int(id_), {**self._body(inputs), "archived": inputs["archived"]}
-            )
+            body = {**self._body(inputs), "archived": inputs["archived"]}
+            archiving = inputs["archived"] and not client.get_collection(int(id_)).get("archived")
+            live = _archive(client, int(id_), body) if archiving else client.update_collection(int(id_), body)
         return UpdateResult(self._outs(inputs, live))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
@@ -154,6 +155,17 @@ class CollectionProvider(_MetabaseProvider):
         with _reporting(inputs.get("tenant")), _absent_is_done():
             if not client.get_collection(int(id_)).get("archived"):
                 client.update_collection(int(id_), {"archived": True})
+
+
+def _archive(client: MetabaseClient, cid: int, body: Mapping[str, Any]) -> dict[str, Any]:
+    """Close the collection to every group but Administrators, then archive it.
+
+    Metabase keeps an archived collection's permissions (people who could read it find it in the Trash) but
+    no longer lets them be changed through the graph, so the edges are closed first. The tenant's edges are
+    opened again by their own resources once the collection is back.
+    """
+    close_collection(client, cid, set())
+    return client.update_collection(cid, dict(body))
 
 
 class Collection(DynamicResource, module="metabase", name="Collection"):
