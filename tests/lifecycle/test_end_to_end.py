@@ -358,6 +358,10 @@ def metabase_access(world: World, tenant: TenantStack) -> dict[str, Any]:
         "collection": {kind: collection_level(collections, gid, tenant.id_of("collection"))
                        for kind, gid in groups.items()},
         "archived": bool(client.get_collection(tenant.id_of("collection")).get("archived")),
+        # What Metabase keeps for the collection even while it is archived (the graph no longer lists it, but
+        # people who could read it would still find it in the Trash).
+        "kept edges": {kind: world.metabase.state.collection_perms.get(gid, {}).get(
+            str(tenant.id_of("collection")), "none") for kind, gid in groups.items()},
         "connection": connection,
     }
 
@@ -371,12 +375,14 @@ OPEN = {
     "queries": {"owners": "query-builder", "viewers": "query-builder"},
     "collection": {"owners": "write", "viewers": "read"},
     "archived": False,
+    "kept edges": {"owners": "write", "viewers": "read"},
     "connection": "logs in",
 }
 CLOSED = {
     "queries": {"owners": "no", "viewers": "no"},
     "collection": {"owners": "none", "viewers": "none"},
     "archived": False,
+    "kept edges": {"owners": "none", "viewers": "none"},
     "connection": "refused: not permitted to log in",
 }
 
