@@ -443,6 +443,9 @@ DECLARE
     role_name constant text := smarteros_admin.tenant_role_name(rut);
 BEGIN
     PERFORM smarteros_admin.check_settings(connection_limit, statement_timeout, stack, verifier);
+    IF login IS NULL THEN
+        RAISE EXCEPTION 'smarteros_admin: login must be true or false' USING ERRCODE = '22023';
+    END IF;
     IF NOT smarteros_admin.check_role(role_name) THEN
         RAISE EXCEPTION 'smarteros_admin: role % does not exist', pg_catalog.quote_ident(role_name)
             USING ERRCODE = '42704';
