@@ -15,6 +15,10 @@ close a new database (Metabase gives each group its lowest existing level, or na
 permission rows at all) nor a new collection (it copies its parent's permissions): the provider call that
 creates a tenant's connection or collection closes it to every group but the tenant's two and Administrators
 before it returns, and deletes a fresh connection it cannot close.
+
+A suspended or cancelled tenant's groups are set to ``no`` on its connection and ``none`` on its collection, and
+a cancelled tenant's collection is archived; reactivation sets them back. Groups, collection, questions and
+connection are kept throughout.
 """
 
 from __future__ import annotations

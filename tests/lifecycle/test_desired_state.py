@@ -21,6 +21,7 @@ from components.config import stack_config_from_raw
 from components.database import role_inputs
 from components.edge import access_includes, plan_edge
 from components.lifecycle import as_of, is_archived
+from components.providers.postgres import diff_role, role_attributes, role_marker
 from components.providers.vault_plan import desired_policy, diff_policy
 from components.secrets import policy_inputs
 from components.spec import TenantSpec
@@ -45,6 +46,12 @@ def tenant(status: str, **extra: Any) -> TenantSpec:
             **extra,
         }
     )
+
+
+def of_status(status: str) -> TenantSpec:
+    """The tenant with ``status`` (a trial gets the fields a trial needs)."""
+    extra = {"trial_expires_at": "2099-12-31", "plan": "trial"} if status == "trial" else {}
+    return tenant(status, **extra)
 
 
 def desired(spec: TenantSpec) -> dict[str, Any]:
@@ -88,8 +95,7 @@ CLOSED = {
     ],
 )
 def test_each_status_asks_each_system_for_its_row_of_the_lifecycle_table(status: str, expected: dict[str, Any]) -> None:
-    extra = {"trial_expires_at": "2099-12-31", "plan": "trial"} if status == "trial" else {}
-    assert desired(tenant(status, **extra)) == expected
+    assert desired(of_status(status)) == expected
 
 
 def test_an_expired_trial_asks_what_a_suspended_tenant_does() -> None:
@@ -158,3 +164,21 @@ def test_the_program_registers_the_same_resources_for_every_status_with_the_life
     for key, inputs in graphs["active"].items():
         if key[0] in ("Secret", "AppRole", "DatabaseConnection", "PermissionsGroup", "TenantBinding"):
             assert graphs["suspended"][key] == inputs == graphs["cancelled"][key], key
+
+
+@pytest.mark.parametrize(("before", "after"), [("active", "suspended"), ("suspended", "active"),
+                                                ("trial", "cancelled"), ("cancelled", "active")])
+def test_a_status_change_switches_the_database_login_in_place(before: str, after: str) -> None:
+    old, new = role_inputs(of_status(before), STACK), role_inputs(of_status(after), STACK)
+    outputs = {
+        **old,
+        "role_name": "tenant_" + "0" * 24,
+        "password": "kept",  # a known password is not asked for again
+        "member_of": ["tenant_members"],
+        "attributes": role_attributes(old["login"]),
+        "comment": role_marker(STACK),
+    }
+    change = diff_role(outputs, new)
+    assert (change.fields, change.replaces) == (("login",), ())
+    # Once converged, the live attributes match the status: nothing more to do.
+    assert diff_role({**outputs, **new, "attributes": role_attributes(new["login"])}, new).fields == ()
