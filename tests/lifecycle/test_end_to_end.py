@@ -31,11 +31,15 @@ from components.database import grant_inputs, record_inputs, role_inputs, schema
 from components.lifecycle import is_archived
 from components.providers.metabase import (
     Collection,
+    CollectionIsolation,
+    CollectionIsolationProvider,
     CollectionPermission,
     CollectionPermissionProvider,
     CollectionProvider,
     DatabaseConnection,
     DatabaseConnectionProvider,
+    DatabaseIsolation,
+    DatabaseIsolationProvider,
     DataPermission,
     DataPermissionProvider,
     MetabaseClient,
@@ -254,6 +258,18 @@ class TenantStack:
             )
         steps.append(
             (
+                "collection-isolation",
+                CollectionIsolationProvider(),
+                CollectionIsolation,
+                lambda: {
+                    "collection_id": self.id_of("collection"),
+                    "allowed_group_ids": [self.id_of("owners"), self.id_of("viewers")],
+                    "tenant": self.rut,
+                },
+            )
+        )
+        steps.append(
+            (
                 "database",
                 DatabaseConnectionProvider(),
                 DatabaseConnection,
@@ -273,6 +289,18 @@ class TenantStack:
                 },
             )
         )
+        steps.append(
+            (
+                "database-isolation",
+                DatabaseIsolationProvider(),
+                DatabaseIsolation,
+                lambda: {
+                    "database_id": self.id_of("database"),
+                    "allowed_group_ids": [self.id_of("owners"), self.id_of("viewers")],
+                    "tenant": self.rut,
+                },
+            )
+        )
         for kind in ("owners", "viewers"):
             steps.append(
                 (
@@ -289,11 +317,14 @@ class TenantStack:
             )
         return steps
 
-    def converge(self, status: str) -> dict[str, DiffOutcome]:
-        """Create what is missing, diff the rest against the status's inputs and update what changed."""
+    def converge(self, status: str, *, refresh: bool = False) -> dict[str, DiffOutcome]:
+        """Create what is missing, diff the rest against the status's inputs and update what changed; with
+        ``refresh``, read every resource back first (``pulumi up --refresh``)."""
         diffs: dict[str, DiffOutcome] = {}
         for name, provider, kind, inputs in self.plan(status):
             resource = self._resource(name, provider, kind)
+            if refresh and resource.id:
+                resource.refresh()
             news = inputs()
             if not resource.id:
                 resource.create(news)
@@ -448,6 +479,8 @@ def test_closing_a_tenant_shuts_every_door_keeps_every_thing_and_reopening_resto
     assert vault_secret(world, rut) == (secret_before, versions_before)
     assert world.metabase.questions_on(tenant.id_of("database")) == questions
     assert identities(tenant) == ids_before
+    # Read back, everything is as the closed status wants it: nothing drifts while closed.
+    assert [name for name, outcome in tenant.converge(closed_status, refresh=True).items() if outcome.changes] == []
 
     # Active again: nothing replaced (converge asserts no diff replaces), nothing regenerated.
     diffs = tenant.converge("active")
@@ -459,5 +492,5 @@ def test_closing_a_tenant_shuts_every_door_keeps_every_thing_and_reopening_resto
     assert vault_secret(world, rut) == (secret_before, versions_before)
     assert world.metabase.questions_on(tenant.id_of("database")) == questions
     assert identities(tenant) == ids_before
-    # A second converge finds nothing to do.
-    assert [name for name, outcome in tenant.converge("active").items() if outcome.changes] == []
+    # A second converge, reading everything back first, finds nothing to do.
+    assert [name for name, outcome in tenant.converge("active", refresh=True).items() if outcome.changes] == []
