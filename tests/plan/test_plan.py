@@ -98,7 +98,7 @@ def test_a_cancelled_tenant_is_closed_like_a_suspended_one_and_its_collection_ar
 def test_removing_a_cancelled_tenants_file_is_accepted_and_lists_what_is_retained(
     sides: dict[str, plan.Side],
 ) -> None:
-    result = planned(sides, "cancelled", "file-removed")
+    result = planned(sides, "cancelled", "cancelled-file-removed")
     assert result.refusals == []
     assert plan.render(result) == expected("cancelled-removed")
 
