@@ -15,6 +15,10 @@ close a new database (Metabase gives each group its lowest existing level, or na
 permission rows at all) nor a new collection (it copies its parent's permissions): the provider call that
 creates a tenant's connection or collection closes it to every group but the tenant's two and Administrators
 before it returns, and deletes a fresh connection it cannot close.
+
+A suspended or cancelled tenant's groups are set to ``no`` on its connection and ``none`` on its collection, and
+a cancelled tenant's collection is archived; reactivation sets them back. Groups, collection, questions and
+connection are kept throughout.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import pulumi
 
 from .config import StackConfig
+from .lifecycle import is_archived, is_open
 from .naming import metabase_group_name
 from .providers.base import stack_marker
 from .providers.metabase import (
@@ -57,12 +62,20 @@ def collection_description(rut: str, name: str) -> str:
     return f"BI workspace of {name} (RUT {rut}). Only this tenant's owners and viewers can see it."
 
 
-def query_levels(queries: str) -> dict[str, str]:
-    """create-queries level per tenant group: both groups get what the tenant file says.
+def query_levels(queries: str, status: str = "active") -> dict[str, str]:
+    """create-queries level per tenant group: both groups get what the tenant file says, ``no`` while the
+    tenant is suspended or cancelled.
 
     Viewers only read the collection, but may explore their own data with the same tools as owners.
     """
-    return dict.fromkeys(GROUP_KINDS, queries)
+    return dict.fromkeys(GROUP_KINDS, queries if is_open(status) else "no")
+
+
+def collection_levels(status: str = "active") -> dict[str, str]:
+    """Collection level per tenant group: owners write, viewers read; ``none`` while suspended or cancelled."""
+    if not is_open(status):
+        return dict.fromkeys(GROUP_KINDS, "none")
+    return dict(COLLECTION_LEVEL_BY_KIND)
 
 
 def _int(value: Any) -> Any:
@@ -175,14 +188,16 @@ class Analytics(pulumi.ComponentResource):
             stack=stack_marker(),
             description=collection_description(rut, spec.name),
             allowed_group_ids=allowed,
+            archived=is_archived(spec.status),
             opts=pulumi.ResourceOptions(parent=self, depends_on=after_platform, protect=config.protect),
         )
+        levels = collection_levels(spec.status)
         for kind, group in groups.items():
             CollectionPermission(
                 f"{rut}-{kind}-collection",
                 group_id=group.group_id,
                 collection_id=collection.collection_id,
-                level=COLLECTION_LEVEL_BY_KIND[kind],
+                level=levels[kind],
                 tenant=rut,
                 opts=child,
             )
@@ -225,7 +240,7 @@ class Analytics(pulumi.ComponentResource):
             tenant=rut,
             opts=child,
         )
-        for kind, level in query_levels(spec.analytics.queries).items():
+        for kind, level in query_levels(spec.analytics.queries, spec.status).items():
             DataPermission(
                 f"{rut}-{kind}-data",
                 group_id=groups[kind].group_id,

@@ -25,6 +25,7 @@ import pulumi
 from . import naming
 from .catalog import TENANT_TABLES
 from .config import StackConfig
+from .lifecycle import is_open
 from .providers.base import stack_marker
 from .providers.postgres import SharedSchema, TableGrants, TenantBinding, TenantRecord, TenantRole
 from .spec import TenantSpec
@@ -64,12 +65,16 @@ def record_inputs(tenant: TenantSpec, config: StackConfig, stack: str) -> dict[s
 
 
 def role_inputs(tenant: TenantSpec, stack: str) -> dict[str, Any]:
-    """The tenant's login role."""
+    """The tenant's login role: NOLOGIN (its open sessions ended) while suspended or cancelled.
+
+    The password stays what it was, so reactivating needs nothing from the tenant's services.
+    """
     return {
         "tenant_rut": tenant.rut,
         "connection_limit": tenant.database.connection_limit,
         "statement_timeout": tenant.database.statement_timeout,
         "stack": stack,
+        "login": is_open(tenant.status),
     }
 
 

@@ -22,9 +22,8 @@ import pulumi_cloudflare as cloudflare
 
 from . import naming
 from .config import CloudflareConfig
+from .lifecycle import OPEN_STATUSES
 from .spec import TenantSpec
-
-OPEN_STATUSES = frozenset({"trial", "active"})
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,19 @@ from .spec import TenantSpec
 
 TRIAL_WARNING_DAYS = 14
 
+OPEN_STATUSES = frozenset({"trial", "active"})
+"""Statuses whose people use the tenant's systems; ``suspended`` and ``cancelled`` keep everything closed."""
+
+
+def is_open(status: str) -> bool:
+    """Whether a tenant converging with ``status`` may log in, read its secrets and query its data."""
+    return status in OPEN_STATUSES
+
+
+def is_archived(status: str) -> bool:
+    """Whether the tenant's Metabase collection is archived: a cancelled tenant's is (unarchived on return)."""
+    return status == "cancelled"
+
 
 def today_in(time_zone: str | tzinfo, now: datetime | None = None) -> date:
     """The calendar day it is in ``time_zone`` (``now`` defaults to the current instant)."""

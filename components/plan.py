@@ -14,7 +14,11 @@ The command exits 2, naming the file, when the change would:
 - replace or delete a data-bearing resource (registered with ``retain_on_delete`` or ``protect``, or of
   a type that holds data: Vault secrets, the PostgreSQL role, registry row and binding, the Metabase
   collection and database connection). A resource retained on delete is not deleted: it is listed as
-  kept and no longer managed;
+  kept and no longer managed, and a removed tenant's section says what is retained in each system. The
+  PostgreSQL role and its binding row of a tenant that is ``cancelled`` on the base may be dropped with its
+  file (the role is NOLOGIN since the cancellation, and the tenant's rows are keyed by RUT and kept), and its
+  Metabase collection left archived (deleting a collection archives it). Resources registered with
+  ``protect`` are listed: ``pulumi up`` stops at them until they are unprotected;
 - push the stack past a provider quota (Cloudflare Access applications per account, stack config
   ``smarteros:cloudflare.accessApplicationLimit``, default 500).
 
@@ -47,6 +51,7 @@ from .graph import ROOT, load_stack_file
 from .lifecycle import today_in
 
 TENANT_TYPE = "smarteros:tenant:Tenant"
+COLLECTION_TYPE = "pulumi-python:dynamic/metabase:Collection"
 ACCESS_APPLICATION_TYPE = "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication"
 COMMENT_LIMIT = 65_536
 """GitHub refuses a comment longer than this many characters."""
@@ -82,6 +87,18 @@ DATA_TYPES: frozenset[str] = frozenset(
         "pulumi-python:dynamic/postgres:TenantBinding",
         "pulumi-python:dynamic/metabase:Collection",
         "pulumi-python:dynamic/metabase:DatabaseConnection",
+    }
+)
+
+# Data-bearing types that may go once the tenant is cancelled and its file removed: the login role (NOLOGIN
+# since the cancellation) and its binding row, because the tenant's rows are keyed by tenant_rut, not by role,
+# and the registry row that keys them is retained, so dropping the role loses no row and leaves no login
+# behind; and the Metabase collection, because deleting one archives it (it already is), questions and all.
+DROPPED_WHEN_CANCELLED: frozenset[str] = frozenset(
+    {
+        "pulumi-python:dynamic/postgres:TenantRole",
+        "pulumi-python:dynamic/postgres:TenantBinding",
+        "pulumi-python:dynamic/metabase:Collection",
     }
 )
 
@@ -180,6 +197,8 @@ class ResourceChange:
     inputs: Mapping[str, Any] = field(default_factory=dict)
     changes: tuple[InputChange, ...] = ()
     replaced_by: tuple[str, ...] = ()
+    protected: bool = False
+    """Registered with ``protect``: ``pulumi up`` stops rather than delete (or forget) it until it is unprotected."""
 
 
 @dataclass
@@ -336,7 +355,18 @@ def compare(base: Side, head: Side, *, stack: str, today: date | None = None) ->
             continue
         owner = tenant(_owner(old, base_by_urn))
         kept = bool(old.get("retain_on_delete"))
-        owner.resources.append(ResourceChange("keep" if kept else "remove", old["name"], old["type"], old["inputs"]))
+        owner.resources.append(
+            ResourceChange(
+                "keep" if kept else "remove",
+                old["name"],
+                old["type"],
+                old["inputs"],
+                protected=bool(old.get("protect")),
+            )
+        )
+        offboarded = owner.base_status == "cancelled" and owner.head_status is None
+        if offboarded and old["type"] in DROPPED_WHEN_CANCELLED:
+            continue
         if _data_bearing(old) and not kept:
             lose(owner.rut, "delete", f"{old['name']} ({short_type(old['type'])})")
 
@@ -521,15 +551,27 @@ def section(t: TenantPlan, today: date) -> str:
     if t.trial_expires_at:
         lines.append(f"Trial ends {text(_trial(t, today))}.")
         lines.append("")
+    protected = sorted(r.name for r in t.resources if r.protected and r.action in ("remove", "keep"))
+    if protected:
+        lines.append(
+            "Protected in this stack: `pulumi up` stops at these until each is unprotected "
+            f"(`pulumi state unprotect`): {', '.join(code(name) for name in protected)}."
+        )
+        lines.append("")
     for action, heading in _HEADINGS.items():
         group = [r for r in t.resources if r.action == action]
         if not group:
             continue
         lines.append(f"**{heading}**")
         lines.append("")
+        if action == "keep" and t.head_status is None:
+            lines.append(f"Retained in each system: {text(retained(group))}.")
+            lines.append("")
         for r in sorted(group, key=lambda r: (r.type, r.name)):
             if action in ("add", "remove", "keep"):
-                lines.append(f"- {code(r.name)} {text(short_type(r.type))}{_headline(r.inputs)}")
+                archived = action == "remove" and r.type == COLLECTION_TYPE
+                note = f" {text('(archived with its questions, not erased)')}" if archived else ""
+                lines.append(f"- {code(r.name)} {text(short_type(r.type))}{_headline(r.inputs)}{note}")
                 continue
             because = f" (replaced: {', '.join(r.replaced_by)} changed)" if r.replaced_by else ""
             lines.append(f"- {code(r.name)} {text(short_type(r.type))}{text(because)}")
@@ -537,6 +579,21 @@ def section(t: TenantPlan, today: date) -> str:
         lines.append("")
     lines.append("</details>")
     return "\n".join(lines)
+
+
+def retained(kept: Sequence[ResourceChange]) -> str:
+    """What a removed tenant leaves in each system, e.g. ``PostgreSQL: TenantRecord and the tenant's rows``."""
+    by_system: dict[str, Counter[str]] = {}
+    for r in kept:
+        system, _, kind = short_type(r.type).partition(" ")
+        by_system.setdefault(system, Counter())[kind] += 1
+    parts = []
+    for system, kinds in sorted(by_system.items()):
+        listed = ", ".join(f"{n} {kind}s" if n > 1 else kind for kind, n in sorted(kinds.items()))
+        if system == SYSTEMS["postgres"]:
+            listed += " and every row keyed by the tenant's RUT"
+        parts.append(f"{system}: {listed}")
+    return "; ".join(parts)
 
 
 def summary_section(t: TenantPlan) -> str:

@@ -6,7 +6,8 @@ For tenant ``<rut>`` under the KV v2 mount of stack config ``smarteros:vault``:
   random values, its ``external`` keys are left to operators), and one per entry of the platform's values
   (``postgres`` holds the database login); retained when removed from the program, protected when the
   stack sets ``smarteros:protect``;
-- the ACL policy ``tenant-<rut>`` (lower-case), read and list on ``<mount>/{data,metadata}/tenants/<rut>/*``;
+- the ACL policy ``tenant-<rut>`` (lower-case), read and list on ``<mount>/{data,metadata}/tenants/<rut>/*``
+  while the tenant is trial or active, no rule at all while it is suspended or cancelled;
 - the AppRole ``tenant-<rut>``, whose tokens carry that policy only.
 """
 
@@ -14,17 +15,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 
 from .config import StackConfig
+from .lifecycle import is_open
 from .naming import vault_tenant_prefix
 from .providers.base import stack_marker
 from .providers.vault import VaultAppRole, VaultPolicy, VaultSecret
 
 if TYPE_CHECKING:
     from .spec import TenantSpec
+
+
+def policy_inputs(tenant: TenantSpec, mount: str, stack: str) -> dict[str, Any]:
+    """The tenant's ACL policy. A suspended or cancelled tenant's grants nothing: its AppRole still logs in,
+    but the token it gets (and every token issued before) reads nothing until the tenant is open again."""
+    return {"rut": tenant.rut, "mount": mount, "stack": stack, "suspended": not is_open(tenant.status)}
 
 
 @dataclass(frozen=True)
@@ -80,7 +88,7 @@ class Secrets(pulumi.ComponentResource):
             )
 
         policy = VaultPolicy(
-            f"{rut}-policy", rut=rut, mount=mount, stack=stack, opts=pulumi.ResourceOptions(parent=self)
+            f"{rut}-policy", **policy_inputs(tenant, mount, stack), opts=pulumi.ResourceOptions(parent=self)
         )
         approle = VaultAppRole(f"{rut}-approle", rut=rut, policy=policy.name, opts=pulumi.ResourceOptions(parent=self))
 

@@ -288,10 +288,12 @@ BEGIN
 END
 $fn$;
 
--- Makes the tenant's role match: fixed attributes, the limit, the timeout, tenant_members only, the
--- ownership comment, and the verifier when one is given.
+-- Makes the tenant's role match: fixed attributes, LOGIN or (a suspended or cancelled tenant) NOLOGIN, the
+-- limit, the timeout, tenant_members only, the ownership comment, and the verifier when one is given. A role
+-- that may not log in also loses the sessions it has open (terminate_sessions below).
 CREATE OR REPLACE FUNCTION smarteros_admin.converge(role_name text, verifier text, connection_limit integer,
-                                                    statement_timeout text, stack text) RETURNS void
+                                                    statement_timeout text, stack text, login boolean)
+    RETURNS void
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -301,10 +303,14 @@ DECLARE
     attributes text;
     marker constant text := 'managed by pulumi stack ' || stack;
 BEGIN
+    IF login IS NULL THEN
+        RAISE EXCEPTION 'smarteros_admin: login must be true or false' USING ERRCODE = '22023';
+    END IF;
     SELECT * INTO STRICT r FROM pg_catalog.pg_roles WHERE rolname = role_name;
     -- Only what differs is named: PostgreSQL 16 lets only a CREATEDB role even mention NOCREATEDB.
     attributes := pg_catalog.concat_ws(' ',
-        CASE WHEN NOT r.rolcanlogin THEN 'LOGIN' END, CASE WHEN NOT r.rolinherit THEN 'INHERIT' END,
+        CASE WHEN login AND NOT r.rolcanlogin THEN 'LOGIN' WHEN NOT login AND r.rolcanlogin THEN 'NOLOGIN' END,
+        CASE WHEN NOT r.rolinherit THEN 'INHERIT' END,
         CASE WHEN r.rolcreatedb THEN 'NOCREATEDB' END, CASE WHEN r.rolcreaterole THEN 'NOCREATEROLE' END);
     IF attributes <> '' OR r.rolconnlimit IS DISTINCT FROM connection_limit THEN
         statement := pg_catalog.format('ALTER ROLE %I WITH %s CONNECTION LIMIT %s', role_name, attributes,
@@ -337,12 +343,53 @@ BEGIN
         statement := pg_catalog.format('COMMENT ON ROLE %I IS %L', role_name, marker);
         PERFORM smarteros_admin.run(statement, statement);
     END IF;
+    IF NOT login THEN
+        PERFORM smarteros_admin.terminate_sessions(r.oid);
+    END IF;
 END
 $fn$;
 
--- Creates the tenant's role (or, when this stack already made it, brings it in line); returns its name.
+-- The five-argument form of earlier versions: a role that logs in.
+CREATE OR REPLACE FUNCTION smarteros_admin.converge(role_name text, verifier text, connection_limit integer,
+                                                    statement_timeout text, stack text) RETURNS void
+    LANGUAGE sql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT smarteros_admin.converge(role_name, verifier, connection_limit, statement_timeout, stack, true);
+$fn$;
+
+-- Ends every session logged in as the role (NOLOGIN only stops new ones). Takes a role oid, so it can only
+-- be reached from converge() above, which has checked the role; never a superuser's session (PostgreSQL
+-- refuses that to pg_signal_backend). Needs pg_signal_backend and pg_read_all_stats (granted below); without
+-- them it leaves the sessions open with a WARNING and the role is NOLOGIN all the same.
+CREATE OR REPLACE FUNCTION smarteros_admin.terminate_sessions(role_oid oid) RETURNS integer
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    session integer;
+    ended integer := 0;
+BEGIN
+    FOR session IN
+        SELECT a.pid FROM pg_catalog.pg_stat_activity a
+         WHERE a.usesysid = role_oid AND a.pid <> pg_catalog.pg_backend_pid()
+    LOOP
+        RAISE LOG 'smarteros_admin: pg_terminate_backend(%) of role %', session, role_oid::pg_catalog.regrole;
+        IF pg_catalog.pg_terminate_backend(session) THEN
+            ended := ended + 1;
+        END IF;
+    END LOOP;
+    RETURN ended;
+EXCEPTION WHEN insufficient_privilege THEN
+    RAISE WARNING 'smarteros_admin: sessions of role % stay open: % (grant pg_signal_backend and '
+                  'pg_read_all_stats to smarteros_role_admin)', role_oid::pg_catalog.regrole, SQLERRM;
+    RETURN 0;
+END
+$fn$;
+
+-- Creates the tenant's role, LOGIN or (a suspended or cancelled tenant) NOLOGIN; returns its name.
 CREATE OR REPLACE FUNCTION smarteros_admin.create_tenant_role(rut text, verifier text, connection_limit integer,
-                                                              statement_timeout text, stack text)
+                                                              statement_timeout text, stack text, login boolean)
     RETURNS text
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -359,20 +406,35 @@ BEGIN
         RAISE EXCEPTION 'smarteros_admin: role % already exists', pg_catalog.quote_ident(role_name)
             USING ERRCODE = '42710';
     END IF;
+    IF login IS NULL THEN
+        RAISE EXCEPTION 'smarteros_admin: login must be true or false' USING ERRCODE = '22023';
+    END IF;
     statement := pg_catalog.format(
-        'CREATE ROLE %I WITH LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS '
-        'CONNECTION LIMIT %s PASSWORD %L IN ROLE tenant_members', role_name, connection_limit, verifier);
+        'CREATE ROLE %I WITH %s INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS '
+        'CONNECTION LIMIT %s PASSWORD %L IN ROLE tenant_members', role_name,
+        CASE WHEN login THEN 'LOGIN' ELSE 'NOLOGIN' END, connection_limit, verifier);
     PERFORM smarteros_admin.run(statement, pg_catalog.format(
         'CREATE ROLE %I ... CONNECTION LIMIT %s PASSWORD (verifier withheld) IN ROLE tenant_members',
         role_name, connection_limit));
-    PERFORM smarteros_admin.converge(role_name, NULL, connection_limit, statement_timeout, stack);
+    PERFORM smarteros_admin.converge(role_name, NULL, connection_limit, statement_timeout, stack, login);
     RETURN role_name;
 END
 $fn$;
 
--- Alters the tenant's existing role; a NULL verifier keeps the password.
+-- The five-argument form of earlier versions: a role that logs in.
+CREATE OR REPLACE FUNCTION smarteros_admin.create_tenant_role(rut text, verifier text, connection_limit integer,
+                                                              statement_timeout text, stack text)
+    RETURNS text
+    LANGUAGE sql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT smarteros_admin.create_tenant_role(rut, verifier, connection_limit, statement_timeout, stack, true);
+$fn$;
+
+-- Alters the tenant's existing role; a NULL verifier keeps the password. login false makes it NOLOGIN and
+-- ends its open sessions; true lets it log in again with the password it had.
 CREATE OR REPLACE FUNCTION smarteros_admin.alter_tenant_role(rut text, verifier text, connection_limit integer,
-                                                             statement_timeout text, stack text)
+                                                             statement_timeout text, stack text, login boolean)
     RETURNS text
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -381,13 +443,26 @@ DECLARE
     role_name constant text := smarteros_admin.tenant_role_name(rut);
 BEGIN
     PERFORM smarteros_admin.check_settings(connection_limit, statement_timeout, stack, verifier);
+    IF login IS NULL THEN
+        RAISE EXCEPTION 'smarteros_admin: login must be true or false' USING ERRCODE = '22023';
+    END IF;
     IF NOT smarteros_admin.check_role(role_name) THEN
         RAISE EXCEPTION 'smarteros_admin: role % does not exist', pg_catalog.quote_ident(role_name)
             USING ERRCODE = '42704';
     END IF;
-    PERFORM smarteros_admin.converge(role_name, verifier, connection_limit, statement_timeout, stack);
+    PERFORM smarteros_admin.converge(role_name, verifier, connection_limit, statement_timeout, stack, login);
     RETURN role_name;
 END
+$fn$;
+
+-- The five-argument form of earlier versions: a role that logs in.
+CREATE OR REPLACE FUNCTION smarteros_admin.alter_tenant_role(rut text, verifier text, connection_limit integer,
+                                                             statement_timeout text, stack text)
+    RETURNS text
+    LANGUAGE sql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT smarteros_admin.alter_tenant_role(rut, verifier, connection_limit, statement_timeout, stack, true);
 $fn$;
 
 -- Drops a tenant role by name: an opaque name, or a tenant_<rut> name of earlier versions, and only a role
@@ -422,10 +497,24 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA smarteros_admin FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION smarteros_admin.tenant_role_name(text),
                           smarteros_admin.create_tenant_role(text, text, integer, text, text),
                           smarteros_admin.alter_tenant_role(text, text, integer, text, text),
+                          smarteros_admin.create_tenant_role(text, text, integer, text, text, boolean),
+                          smarteros_admin.alter_tenant_role(text, text, integer, text, text, boolean),
                           smarteros_admin.drop_tenant_role(text)
    TO smarteros_provisioner;
 
 RESET ROLE;
+
+-- What terminate_sessions() needs: see other sessions, and signal them (never a superuser's). Nobody can
+-- become smarteros_role_admin, so only its functions use these. An administrator who may not grant them
+-- gets a NOTICE; suspended tenants' roles are then NOLOGIN but keep the sessions they have open.
+DO $signal$
+BEGIN
+    GRANT pg_signal_backend, pg_read_all_stats TO smarteros_role_admin;
+EXCEPTION WHEN insufficient_privilege THEN
+    RAISE NOTICE 'cannot grant pg_signal_backend and pg_read_all_stats to smarteros_role_admin (%): a suspended '
+                 'tenant''s open sessions are not ended', SQLERRM;
+END
+$signal$;
 
 DO $unbecome$
 BEGIN

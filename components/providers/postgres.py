@@ -86,6 +86,13 @@ ROLE_ATTRIBUTES: dict[str, bool] = {
     "bypassrls": False,
 }
 
+
+
+def role_attributes(login: bool) -> dict[str, bool]:
+    """The attributes a tenant role must have: :data:`ROLE_ATTRIBUTES`, NOLOGIN while suspended or cancelled."""
+    return {**ROLE_ATTRIBUTES, "login": login}
+
+
 _IDENTIFIER = r"^[a-z_][a-z0-9_]{0,62}$"
 _ROLE_NAME = r"^tenant_[0-9a-f]{24}$"
 # Names of earlier versions (``tenant_<rut>``): still read, replaced and dropped, never created.
@@ -189,6 +196,8 @@ class RoleInputs(_TenantScoped):
     connection_limit: int = Field(ge=limits.CONNECTION_LIMIT_MIN, le=limits.CONNECTION_LIMIT_MAX)
     statement_timeout: str
     stack: str = Field(pattern=_STACK)
+    login: bool = True
+    """False for a suspended or cancelled tenant: the role is NOLOGIN and its open sessions are ended."""
 
     @field_validator("statement_timeout")
     @classmethod
@@ -385,7 +394,10 @@ def diff_role(olds: Mapping[str, Any], news: Mapping[str, Any]) -> Change:
             fields.append("comment")
         if "member_of" in olds and sorted(olds.get("member_of") or []) != [GROUP]:
             fields.append("member_of")
-        if "attributes" in olds and olds.get("attributes") != ROLE_ATTRIBUTES:
+        if _differs(olds.get("login", True), news.get("login", True)):
+            fields.append("login")
+        wanted = role_attributes(bool(news.get("login", True))) if not _is_unknown(news.get("login")) else None
+        if "attributes" in olds and olds.get("attributes") != wanted and "login" not in fields:
             fields.append("attributes")
         if not olds.get("password"):
             fields.append("password")
@@ -878,8 +890,15 @@ def _call_role_function(
     conn: psycopg.Connection[Any], function: str, inputs: RoleInputs, verifier: str | None
 ) -> None:
     conn.execute(
-        sql.SQL("SELECT {}(%s, %s, %s, %s, %s)").format(sql.Identifier(ADMIN_SCHEMA, function)),
-        (inputs.tenant_rut, verifier, inputs.connection_limit, inputs.statement_timeout.strip(), inputs.stack),
+        sql.SQL("SELECT {}(%s, %s, %s, %s, %s, %s)").format(sql.Identifier(ADMIN_SCHEMA, function)),
+        (
+            inputs.tenant_rut,
+            verifier,
+            inputs.connection_limit,
+            inputs.statement_timeout.strip(),
+            inputs.stack,
+            inputs.login,
+        ),
     )
 
 

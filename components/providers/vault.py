@@ -70,6 +70,7 @@ from .vault_plan import (
     check_policy_inputs,
     check_secret_inputs,
     desired_approle,
+    desired_policy,
     diff_approle,
     diff_policy,
     diff_secret,
@@ -110,6 +111,7 @@ __all__ = [
     "check_secret_inputs",
     "connection_from_config",
     "desired_approle",
+    "desired_policy",
     "diff_approle",
     "diff_policy",
     "diff_secret",
@@ -459,8 +461,7 @@ class PolicyProvider(_TenantObjectProvider):
         return diff_policy(olds, news).result()
 
     def _desired(self, props: Mapping[str, Any]) -> str:
-        rut, stack = str(props["rut"]), str(props["stack"])
-        return render_policy(rut, str(props["mount"]), stack)
+        return desired_policy(props)
 
     def _refusal(self, live: str, desired: str, props: Mapping[str, Any]) -> str | None:
         if live != desired and not policy_is_ours(live, str(props["stack"])):
@@ -472,6 +473,7 @@ class PolicyProvider(_TenantObjectProvider):
             "rut": props.get("rut"),
             "mount": props.get("mount"),
             "stack": props.get("stack"),
+            "suspended": props.get("suspended") is True,
             "name": vault_policy_name(str(props["rut"])) if props.get("rut") else props.get("name"),
             "policy": live,
             "managed": policy_is_ours(live, str(props.get("stack") or "")),
@@ -581,9 +583,24 @@ class VaultPolicy(DynamicResource, module="vault", name="AclPolicy"):
     policy: pulumi.Output[str]
 
     def __init__(
-        self, name: str, *, rut: str, mount: str, stack: str, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        *,
+        rut: str,
+        mount: str,
+        stack: str,
+        suspended: bool = False,
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props = {"rut": rut, "mount": mount, "stack": stack, "name": None, "policy": None, "managed": None}
+        props = {
+            "rut": rut,
+            "mount": mount,
+            "stack": stack,
+            "suspended": suspended,
+            "name": None,
+            "policy": None,
+            "managed": None,
+        }
         super().__init__(PolicyProvider(), name, props, opts)
 
 

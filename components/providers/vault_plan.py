@@ -170,7 +170,18 @@ def check_secret_inputs(news: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 def check_policy_inputs(news: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Field-level problems with a policy's inputs. Globs and quotes never reach the HCL."""
-    return _check_rut(news.get("rut")) + _check_mount(news.get("mount")) + _check_stack(news.get("stack"))
+    failures = _check_rut(news.get("rut")) + _check_mount(news.get("mount")) + _check_stack(news.get("stack"))
+    suspended = news.get("suspended", False)
+    if _known(suspended) and not isinstance(suspended, bool):
+        failures.append(("suspended", f"{suspended!r} is not true or false"))
+    return failures
+
+
+def desired_policy(props: Mapping[str, Any]) -> str:
+    """The policy text for a policy resource's inputs: the tenant's read rules, or none while suspended."""
+    return render_policy(
+        str(props["rut"]), str(props["mount"]), str(props["stack"]), suspended=props.get("suspended") is True
+    )
 
 
 def check_approle_inputs(news: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -361,7 +372,7 @@ def diff_policy(olds: Mapping[str, Any], news: Mapping[str, Any]) -> Plan:
     changed: list[str] = []
     if not replaces:
         try:
-            desired = render_policy(news["rut"], news["mount"], news["stack"])
+            desired = desired_policy(news) if _known(news.get("suspended", False)) else None
         except (KeyError, ValueError):
             desired = None
         if desired is None or desired != olds.get("policy"):
@@ -369,6 +380,8 @@ def diff_policy(olds: Mapping[str, Any], news: Mapping[str, Any]) -> Plan:
         for name in ("rut", "mount", "stack"):
             if olds.get(name) != news.get(name) and name not in changed:
                 changed.append(name)
+        if (olds.get("suspended") is True) != (news.get("suspended") is True) and "suspended" not in changed:
+            changed.append("suspended")
     return Plan(tuple(changed), replaces, False)
 
 

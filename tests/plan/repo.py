@@ -90,6 +90,16 @@ def suspended(repo: Path) -> None:
     edit(repo / "tenants" / "smartermcp.yaml", "status: active", "status: suspended")
 
 
+def cancelled(repo: Path) -> None:
+    """DEMO's trial lapses: cancelled (it has a Metabase workspace, so its collection is archived)."""
+    edit(repo / "tenants" / "demo.yaml", "status: trial\nplan: trial\ntrial_expires_at: 2099-12-31\n",
+         "status: cancelled\nplan: trial\n")
+
+
+def cancelled_file_removed(repo: Path) -> None:
+    (repo / "tenants" / "demo.yaml").unlink()
+
+
 def file_removed(repo: Path) -> None:
     (repo / "tenants" / "smartermcp.yaml").unlink()
 
@@ -115,6 +125,8 @@ SCENARIOS: dict[str, Callable[[Path], None]] = {
     "new-tenant": new_tenant,
     "product-added": product_added,
     "suspended": suspended,
+    "cancelled": cancelled,
+    "cancelled-file-removed": cancelled_file_removed,
     "file-removed": file_removed,
     "rut-changed": rut_changed,
     "over-quota": over_quota,

@@ -86,6 +86,23 @@ def test_removing_an_active_tenants_file_is_refused(sides: dict[str, plan.Side])
     assert plan.render(result) == expected("file-removed")
 
 
+def test_a_cancelled_tenant_is_closed_like_a_suspended_one_and_its_collection_archived(
+    sides: dict[str, plan.Side],
+) -> None:
+    result = planned(sides, "main", "cancelled")
+    assert result.refusals == []
+    assert all(r.action == "change" for t in result.tenants for r in t.resources)
+    assert plan.render(result) == expected("cancelled")
+
+
+def test_removing_a_cancelled_tenants_file_is_accepted_and_lists_what_is_retained(
+    sides: dict[str, plan.Side],
+) -> None:
+    result = planned(sides, "cancelled", "cancelled-file-removed")
+    assert result.refusals == []
+    assert plan.render(result) == expected("cancelled-removed")
+
+
 def test_changing_a_rut_is_refused(sides: dict[str, plan.Side]) -> None:
     result = planned(sides, "main", "rut-changed")
     assert str(result.refusals[0]) == (

@@ -2,7 +2,8 @@
 
 Owns the collection's name, parent and description (which carries the ownership tag), and closes a collection
 it creates or adopts to every group but the allowed ones and Administrators before the create call returns.
-Leaves the collection's contents and the allowed groups' edges alone; deleting archives it (nothing is lost).
+Leaves the collection's contents and the allowed groups' edges alone; ``archived`` (a cancelled tenant's)
+archives it and ``false`` brings it back with everything in it; deleting archives it (nothing is lost).
 Metabase (``src/metabase/collections_rest/api.clj``, ``src/metabase/collections/models/collection.clj``,
 v50 to v0.6x): ``POST /api/collection {name, description, parent_id}``; a new collection copies its parent's
 permissions; ``PUT {archived: true}`` moves it to the Trash and keeps ``location``.
@@ -17,7 +18,7 @@ from pulumi import Input, ResourceOptions
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, ReadResult, UpdateResult
 
 from ..base import DynamicResource
-from .client import ApiFailure, MetabaseError
+from .client import ApiFailure, MetabaseClient, MetabaseError
 from .decisions import TAG_PREFIX, parent_from_location, split_description, tag_owner, tagged_description
 from .edges import close_collection, post_without_resend
 from .plumbing import (
@@ -50,8 +51,10 @@ class CollectionProvider(_MetabaseProvider):
         parent = _norm(news.get("parent_id"))
         if parent is not None and not _is_unknown(parent) and (not isinstance(parent, int) or parent < 1):
             _fail(failures, "parent_id", f"{parent!r} is not a collection id")
-        news = {**news, "archived": False}
-        return CheckResult(news, failures)
+        archived = news.get("archived", False)
+        if not _is_unknown(archived) and not isinstance(archived, bool):
+            _fail(failures, "archived", f"{archived!r} is not true or false")
+        return CheckResult({**news, "archived": archived is True}, failures)
 
     def _body(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         return {
@@ -73,7 +76,7 @@ class CollectionProvider(_MetabaseProvider):
         }
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        inputs = {**_inputs(props), "archived": False}
+        inputs = {**_inputs(props), "archived": props.get("archived") is True}
         tenant = inputs.get("tenant")
         client = self._client()
         body = self._body(inputs)
@@ -124,6 +127,9 @@ class CollectionProvider(_MetabaseProvider):
                 f"not be closed to other groups; it keeps its parent's permissions until the next run closes "
                 f"it: {exc}"
             ) from None
+        if inputs["archived"] and not live.get("archived"):
+            with _reporting(tenant):
+                live = _archive(client, cid, {"archived": True})
         return CreateResult(str(cid), self._outs(inputs, live))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -135,9 +141,12 @@ class CollectionProvider(_MetabaseProvider):
         return ReadResult(id_, self._outs(inputs, live))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        inputs = {**_inputs(news), "archived": False}
+        inputs = {**_inputs(news), "archived": news.get("archived") is True}
+        client = self._client()
         with _reporting(inputs.get("tenant")):
-            live = self._client().update_collection(int(id_), {**self._body(inputs), "archived": False})
+            body = {**self._body(inputs), "archived": inputs["archived"]}
+            archiving = inputs["archived"] and not client.get_collection(int(id_)).get("archived")
+            live = _archive(client, int(id_), body) if archiving else client.update_collection(int(id_), body)
         return UpdateResult(self._outs(inputs, live))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
@@ -146,6 +155,17 @@ class CollectionProvider(_MetabaseProvider):
         with _reporting(inputs.get("tenant")), _absent_is_done():
             if not client.get_collection(int(id_)).get("archived"):
                 client.update_collection(int(id_), {"archived": True})
+
+
+def _archive(client: MetabaseClient, cid: int, body: Mapping[str, Any]) -> dict[str, Any]:
+    """Close the collection to every group but Administrators, then archive it.
+
+    Metabase keeps an archived collection's permissions (people who could read it find it in the Trash) but
+    no longer lets them be changed through the graph, so the edges are closed first. The tenant's edges are
+    opened again by their own resources once the collection is back.
+    """
+    close_collection(client, cid, set())
+    return client.update_collection(cid, dict(body))
 
 
 class Collection(DynamicResource, module="metabase", name="Collection"):
@@ -165,6 +185,7 @@ class Collection(DynamicResource, module="metabase", name="Collection"):
         description: Input[str] | None = None,
         stack: str | None = None,
         allowed_group_ids: list[Input[int]] | None = None,
+        archived: bool = False,
         opts: ResourceOptions | None = None,
     ) -> None:
         props: dict[str, Any] = {
@@ -173,7 +194,7 @@ class Collection(DynamicResource, module="metabase", name="Collection"):
             "tenant": tenant,
             "stack": stack,
             "description": description,
-            "archived": False,
+            "archived": archived,
             "collection_id": None,
             "owner": None,
         }
