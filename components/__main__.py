@@ -7,6 +7,8 @@ standard error, one ``path:line:col: field: message`` line each, then a summary 
 
 ``graph`` prints what the Pulumi program would register (see :mod:`components.graph`); it is imported
 only when asked for, because Pulumi's modules take seconds to import.
+
+``local up|status|down [--dir DIR]`` runs the platform as local processes (see :mod:`components.local.cli`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m components",
         description="Tenant provisioning as code: check tenant files, show the resource graph.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{validate,graph}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{validate,graph,local}")
     validate = commands.add_parser(
         "validate",
         help="check tenant files (no credentials needed)",
@@ -41,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     graph = commands.add_parser("graph", help="print the resources the program would register", add_help=False)
     graph.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    local = commands.add_parser(
+        "local", help="PostgreSQL and OpenBao as local processes: up, status, down", add_help=False
+    )
+    local.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 
 
@@ -71,6 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from components.graph import main as graph_main
 
         return graph_main(args_list[1:])
+    if args_list[:1] == ["local"]:
+        from components.local.cli import main as local_main
+
+        return local_main(args_list[1:])
     args = _parser().parse_args(args_list)
     if args.command == "validate":
         return validate(args.paths)
