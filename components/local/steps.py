@@ -332,13 +332,14 @@ class VaultAdmin:
         return dict(data.get("data") or data)
 
     def token_policies(self, token: str) -> list[str] | None:
-        """The policies of ``token`` (looked up as itself, and renewed when periodic); None when invalid."""
+        """The policies of ``token``, looked up (and renewed when periodic) by the administrator; None when
+        the token is no longer valid."""
         try:
-            data = self.request("GET", "auth/token/lookup-self", token=token)["data"]
+            data = self.request("POST", "auth/token/lookup", json={"token": token})["data"]
         except SetupError:
             return None
         if data.get("period"):
-            self.request("POST", "auth/token/renew-self", token=token, json={})
+            self.request("POST", "auth/token/renew", json={"token": token})
         return sorted(data.get("policies") or [])
 
 
