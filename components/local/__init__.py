@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.local.bootstrap import PostgresAdmin, bootstrap_postgres, bootstrap_vault
+from components.local.bootstrap import PostgresAdmin, bootstrap_postgres, bootstrap_vault, init_and_unseal
 from components.local.processes import (
     HOST,
     LocalPlatformError,
@@ -37,7 +37,7 @@ from components.local.processes import (
     free_port,
     port_in_use,
 )
-from components.local.steps import REPO_ROOT, SetupError, VaultAdmin
+from components.local.steps import REPO_ROOT, SetupError
 
 __all__ = [
     "DEFAULT_DIR",
@@ -253,24 +253,16 @@ def start(
     return platform
 
 
-def _init_and_unseal(address: str, state: dict[str, Any], directory: Path, timeout: float = 30.0) -> None:
-    """Initialise a new OpenBao (one unseal key, kept in platform.json), unseal it, wait until it is active."""
+def _init_and_unseal(address: str, state: dict[str, Any], directory: Path) -> None:
+    """Initialise a new OpenBao (its unseal key and root token kept in platform.json) and unseal it."""
     admin = state["admin"]
-    vault = VaultAdmin(address, admin.get("vault_root_token", ""), timeout=30.0)
-    if OpenBaoProcess.health(address) == 501:
-        answer = vault.request("PUT", "sys/init", json={"secret_shares": 1, "secret_threshold": 1})
-        admin["vault_unseal_key"] = answer["keys_base64"][0]
-        admin["vault_root_token"] = answer["root_token"]
+    kept = {"unseal_key": admin["vault_unseal_key"], "root_token": admin["vault_root_token"]} if (
+        "vault_unseal_key" in admin
+    ) else {}
+    keys = init_and_unseal(address, kept)
+    if keys != kept:
+        admin["vault_unseal_key"], admin["vault_root_token"] = keys["unseal_key"], keys["root_token"]
         _save_state(directory, state)
-    if "vault_unseal_key" not in admin:
-        raise LocalPlatformError(f"OpenBao in {directory} is initialised but {STATE_FILE} has no unseal key")
-    deadline = time.monotonic() + timeout
-    while (code := OpenBaoProcess.health(address)) != 200:
-        if code == 503:
-            vault.request("PUT", "sys/unseal", json={"key": admin["vault_unseal_key"]})
-        if time.monotonic() > deadline:
-            raise LocalPlatformError(f"OpenBao at {address} is not active after {timeout:.0f} s (health {code})")
-        time.sleep(0.05)
 
 
 def status(directory: Path = DEFAULT_DIR) -> PlatformStatus:

@@ -115,3 +115,49 @@ def bootstrap_vault(
 def describe(values: Mapping[str, Any]) -> str:
     """Key names only: what a bootstrap produced, safe to print."""
     return ", ".join(sorted(values))
+
+
+def ensure_app_database(admin: PostgresAdmin, database: str, role: str, password: str) -> None:
+    """A login role owning its own database (Metabase's application database); password kept in sync."""
+    with psycopg.connect(admin.conninfo("postgres"), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+        verb = sql.SQL("ALTER" if exists else "CREATE")
+        conn.execute(
+            sql.SQL("{} ROLE {} LOGIN PASSWORD {}").format(verb, sql.Identifier(role), sql.Literal(password))
+        )
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), sql.Identifier(role)))
+
+
+def init_and_unseal(address: str, keys: Mapping[str, str], timeout: float = 60.0) -> dict[str, str]:
+    """Initialise a new OpenBao with one unseal key, unseal it, wait until it is active.
+
+    ``keys`` holds ``unseal_key``/``root_token`` from an earlier initialisation (empty the first time);
+    returns them (new or kept). Health codes: 200 active, 429 standby, 501 not initialised, 503 sealed.
+    """
+    import time
+
+    import requests
+
+    kept = dict(keys)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            code: int | None = requests.get(f"{address}/v1/sys/health", timeout=2).status_code
+        except requests.RequestException:
+            code = None
+        if code == 200:
+            return kept
+        if code == 501:
+            answer = VaultAdmin(address, "", timeout=30.0).request(
+                "PUT", "sys/init", json={"secret_shares": 1, "secret_threshold": 1}
+            )
+            kept = {"unseal_key": answer["keys_base64"][0], "root_token": answer["root_token"]}
+            continue
+        if code == 503:
+            if "unseal_key" not in kept:
+                raise SetupError(f"OpenBao at {address} is sealed and no unseal key is known")
+            VaultAdmin(address, "").request("PUT", "sys/unseal", json={"key": kept["unseal_key"]})
+        if time.monotonic() > deadline:
+            raise SetupError(f"OpenBao at {address} is not active after {timeout:.0f} s (health {code})")
+        time.sleep(0.1)
