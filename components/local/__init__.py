@@ -100,7 +100,7 @@ class LocalPlatform:
 
     def admin_secrets(self) -> dict[str, str]:
         """The administrators' secrets kept in ``platform.json`` (superuser password, root token...)."""
-        return dict(_read_state(self.directory)["admin"])
+        return dict(read_state(self.directory)["admin"])
 
     def postgres_admin(self) -> PostgresAdmin:
         return PostgresAdmin(self.postgres_host, self.postgres_port, SUPERUSER, self.admin_secrets()["postgres"])
@@ -141,7 +141,7 @@ def _write_private(path: Path, text: str) -> None:
     path.chmod(0o600)
 
 
-def _read_state(directory: Path) -> dict[str, Any]:
+def read_state(directory: Path) -> dict[str, Any]:
     path = directory / STATE_FILE
     try:
         return dict(json.loads(path.read_text(encoding="utf-8")))
@@ -186,7 +186,7 @@ def start(
     directory = Path(directory).resolve()
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o755)  # the postgres system account must reach postgres/ below it
-    state = _read_state(directory)
+    state = read_state(directory)
     reused = bool(state)
     state.setdefault("admin", {})
     state.setdefault("postgres_port", _choose_port(postgres_port, 5432))
@@ -268,7 +268,7 @@ def _init_and_unseal(address: str, state: dict[str, Any], directory: Path) -> No
 def status(directory: Path = DEFAULT_DIR) -> PlatformStatus:
     """What runs in ``directory``: each server's state and address; no credentials."""
     directory = Path(directory).resolve()
-    state = _read_state(directory)
+    state = read_state(directory)
     if not state:
         return PlatformStatus(directory, "not set up", "not set up")
     pg = PostgresProcess(directory / "postgres")

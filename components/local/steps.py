@@ -267,7 +267,7 @@ def _flags(step: Step, args: Sequence[str], allowed: set[str]) -> tuple[dict[str
     return flags, positional
 
 
-_VALUE_FLAGS = {"policy", "period", "ttl", "display-name", "path", "version", "description", "format"}
+_VALUE_FLAGS = {"policy", "period", "ttl", "display-name", "path", "version", "description", "format", "field"}
 _BOOL = {"true": True, "1": True, "false": False, "0": False}
 
 
@@ -276,7 +276,7 @@ def parse_token_request(step: Step) -> TokenRequest:
     flags, positional = _flags(
         step,
         step.argv[3:],
-        {"policy", "no-default-policy", "orphan", "period", "ttl", "display-name", "renewable", "format"},
+        {"policy", "no-default-policy", "orphan", "period", "ttl", "display-name", "renewable", "format", "field"},
     )
     if positional:
         raise SetupError(f"{step.where}: unexpected {positional[0]!r} in `{step}`")
