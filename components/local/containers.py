@@ -34,6 +34,7 @@ MOUNT = "secret"
 METABASE_DB = "metabase"
 METABASE_ROLE = "metabase"
 ADMIN_EMAIL = "admin@smarteros.local"
+VOLUMES = ("smarteros-postgres-data", "smarteros-openbao-data")
 SECRET_EXPORTS = ("postgresPassword", "vaultToken", "metabaseApiKey", "metabaseAdminPassword", "vaultRootToken")
 
 
@@ -224,8 +225,10 @@ def build() -> dict[str, pulumi.Output[Any]]:
         key: docker.RemoteImage(f"{key}-image", name=image, keep_locally=True)
         for key, image in (("postgres", POSTGRES_IMAGE), ("openbao", OPENBAO_IMAGE), ("metabase", METABASE_IMAGE))
     }
-    pg_volume = docker.Volume("postgres-data", name="smarteros-postgres-data")
-    bao_volume = docker.Volume("openbao-data", name="smarteros-openbao-data")
+    # Data outlives `pulumi destroy` (./scripts/down); `./scripts/down --volumes` removes it.
+    keep = pulumi.ResourceOptions(retain_on_delete=True)
+    pg_volume = docker.Volume("postgres-data", name="smarteros-postgres-data", opts=keep)
+    bao_volume = docker.Volume("openbao-data", name="smarteros-openbao-data", opts=keep)
 
     postgres = docker.Container(
         "postgres",

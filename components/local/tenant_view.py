@@ -57,7 +57,10 @@ def _ok(answer: requests.Response, what: str) -> Any:
 def tenant_login(target: Target, rut: str) -> dict[str, Any]:
     """The ``auth`` of an AppRole login as the tenant (role-id + a fresh secret-id): token and policies."""
     role = naming.vault_policy_name(rut)
-    role_id = _ok(_vault(target, "GET", f"auth/approle/role/{role}/role-id", target.admin_token), f"AppRole {role}")
+    answer = _vault(target, "GET", f"auth/approle/role/{role}/role-id", target.admin_token)
+    if answer.status_code == 404:
+        raise LookupError(f"tenant {rut} has no AppRole {role} yet: converge the dev stack first (./scripts/up)")
+    role_id = _ok(answer, f"AppRole {role}")
     secret_id = _ok(_vault(target, "POST", f"auth/approle/role/{role}/secret-id", target.admin_token), "secret-id")
     login = requests.post(
         f"{target.vault_address}/v1/auth/approle/login",

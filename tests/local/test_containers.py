@@ -9,7 +9,7 @@ import pytest
 from pulumi.runtime import rpc
 
 from components.graph import ProgramRun, execute
-from components.local.containers import METABASE_IMAGE, OPENBAO_IMAGE, POSTGRES_IMAGE, SECRET_EXPORTS, main
+from components.local.containers import METABASE_IMAGE, OPENBAO_IMAGE, POSTGRES_IMAGE, SECRET_EXPORTS, VOLUMES, main
 from tests.harness.mocks import by_type, one
 
 CONTAINER = "docker:index/container:Container"
@@ -52,6 +52,9 @@ def test_postgres_keeps_its_data_in_a_named_volume_and_metabase_uses_it(run: Pro
     assert postgres.inputs["volumes"] == [
         {"volumeName": "smarteros-postgres-data", "containerPath": "/var/lib/postgresql/data"}
     ]
+    volumes = by_type(run.resources, "docker:index/volume:Volume")
+    assert sorted(v.inputs["name"] for v in volumes) == sorted(VOLUMES)
+    assert all(v.options.retain_on_delete for v in volumes)  # ./scripts/down keeps data unless --volumes
     metabase = one(run.resources, type=CONTAINER, name="metabase")
     assert rpc.is_rpc_secret(metabase.inputs["envs"])  # the encryption key and the database password
     envs = dict(item.split("=", 1) for item in metabase.inputs["envs"]["value"])
