@@ -2,7 +2,8 @@
 
 Endpoints (Metabase's source, ``metabase.setup.api`` and ``metabase.api-keys.api``):
 
-* ``GET /api/session/properties`` carries ``setup-token`` until the first administrator exists.
+* ``GET /api/session/properties`` carries the public settings ``setup-token`` and ``has-user-setup``
+  (``metabase.setup.settings``); ``POST /api/setup`` answers 403 once a user exists.
 * ``POST /api/setup`` with ``token``, ``user`` (first/last name, email, password) and ``prefs`` (``site_name``,
   ``allow_tracking``) creates that administrator and answers a session ``id``.
 * ``POST /api/session`` with ``username``/``password`` logs in later (a second run).
@@ -47,8 +48,9 @@ def wait_until_healthy(url: str, timeout: float = 300.0) -> None:
 def first_run(url: str, *, email: str, password: str, site_name: str, key_name: str) -> str:
     """Set Metabase up (or log in when it already is) and return a fresh Administrators API key."""
     wait_until_healthy(url)
-    token = _call("GET", f"{url}/api/session/properties").get("setup-token")
-    if token:
+    properties = _call("GET", f"{url}/api/session/properties")
+    token = properties.get("setup-token")
+    if token and not properties.get("has-user-setup"):
         session = _call(
             "POST",
             f"{url}/api/setup",
