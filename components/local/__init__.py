@@ -184,8 +184,9 @@ def start(
     """
     began = time.perf_counter()
     directory = Path(directory).resolve()
-    directory.mkdir(parents=True, exist_ok=True)
-    directory.chmod(0o755)  # the postgres system account must reach postgres/ below it
+    if not directory.exists():
+        directory.mkdir(parents=True)
+        directory.chmod(0o755)  # as root, the postgres system account must reach postgres/ below it
     state = read_state(directory)
     reused = bool(state)
     state.setdefault("admin", {})
