@@ -195,30 +195,27 @@ def start(
     for key, wanted in (("postgres_port", postgres_port), ("vault_port", vault_port)):
         if wanted and wanted != state[key]:
             raise LocalPlatformError(f"{directory} already runs on port {state[key]} ({key}); use another --dir")
+    pg = PostgresProcess(directory / "postgres")
+    bao = OpenBaoProcess(directory / "openbao")
+    address = bao.address_for(state["vault_port"])
+    pg_running, bao_running = pg.running(), bao.pid() is not None
+    for system, port, running, flag in (
+        ("PostgreSQL", state["postgres_port"], pg_running, "--postgres-port"),
+        ("OpenBao", state["vault_port"], bao_running, "--vault-port"),
+    ):
+        if not running and port_in_use(port):
+            where = "in a new --dir" if reused else "N, or 0 for any free port"
+            raise LocalPlatformError(f"{system}: port {port} on {HOST} is taken by another program ({flag} {where})")
     state.setdefault("vault_cluster_port", free_port())
     admin = state["admin"]
     admin.setdefault("postgres", secrets.token_urlsafe(24))
     _save_state(directory, state)
 
-    pg = PostgresProcess(directory / "postgres")
     if not pg.initialised:
         pg.init(SUPERUSER, admin["postgres"])
-    if not pg.running():
-        if port_in_use(state["postgres_port"]):
-            raise LocalPlatformError(
-                f"PostgreSQL: port {state['postgres_port']} on {HOST} is taken by another program "
-                "(choose another with --postgres-port, in a new --dir)"
-            )
+    if not pg_running:
         pg.start(state["postgres_port"])
-
-    bao = OpenBaoProcess(directory / "openbao")
-    address = bao.address_for(state["vault_port"])
-    if bao.pid() is None:
-        if port_in_use(state["vault_port"]):
-            raise LocalPlatformError(
-                f"OpenBao: port {state['vault_port']} on {HOST} is taken by another program "
-                "(choose another with --vault-port, in a new --dir)"
-            )
+    if not bao_running:
         bao.write_config(state["vault_port"], state["vault_cluster_port"])
         bao.start(address)
     _init_and_unseal(address, state, directory)

@@ -95,3 +95,18 @@ def test_token_create_flags_become_the_api_body() -> None:
     assert request.body() == {"policies": ["a", "b"], "no_default_policy": True, "period": "24h"}
     with pytest.raises(SetupError, match=r"README\.md:3: flag -wrap-ttl not understood"):
         parse_token_request(Step(("vault", "token", "create", "-wrap-ttl=60s"), 3))
+
+
+def test_a_taken_port_is_refused_before_anything_is_created(tmp_path: Path) -> None:
+    import socket
+
+    from components import local
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        directory = tmp_path / "platform"
+        with pytest.raises(local.LocalPlatformError, match=rf"PostgreSQL: port {port} on 127\.0\.0\.1 is taken"):
+            local.start(directory, postgres_port=port, vault_port=0)
+    assert list(directory.iterdir()) == []  # no state, no cluster: the next start may choose other ports
