@@ -136,6 +136,13 @@ class PostgresProcess:
 
     def init(self, superuser: str, password: str) -> None:
         """initdb a new cluster whose ``superuser`` logs in with ``password`` (scram-sha-256)."""
+        if self.os_user is not None:
+            for folder in self.base_dir.resolve().parents:
+                if not folder.stat().st_mode & 0o001:
+                    raise LocalPlatformError(
+                        f"PostgreSQL runs as {self.os_user.pw_name!r}, which cannot enter {folder} "
+                        f"(mode {folder.stat().st_mode & 0o777:o}): choose another --dir, or allow it (chmod o+x)"
+                    )
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self.socket_dir.mkdir(exist_ok=True)
         password_file = self.base_dir / "superuser.pw"
