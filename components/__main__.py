@@ -10,6 +10,9 @@ what a change does to each tenant (see :mod:`components.plan`); they are importe
 because Pulumi's modules take seconds to import.
 
 ``validate`` also warns, on standard error, about trials that end within 14 days or have ended.
+
+``local up|status|down|tenant SLUG [--dir DIR]`` runs the platform as local processes (see
+:mod:`components.local.cli`).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m components",
         description="Tenant provisioning as code: check tenant files, show the resource graph.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{validate,graph,plan,drift}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{validate,graph,plan,drift,local}")
     validate = commands.add_parser(
         "validate",
         help="check tenant files (no credentials needed)",
@@ -64,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
         "drift", help="name the tenants that drifted, from `pulumi preview --refresh --json`", add_help=False
     )
     drift.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    local = commands.add_parser(
+        "local", help="PostgreSQL and OpenBao as local processes: up, status, down", add_help=False
+    )
+    local.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 
 
@@ -170,6 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from components.drift import main as drift_main
 
         return drift_main(args_list[1:])
+    if args_list[:1] == ["local"]:
+        from components.local.cli import main as local_main
+
+        return local_main(args_list[1:])
     args = _parser().parse_args(args_list)
     if args.command == "validate":
         return validate(args.paths, args.project)
