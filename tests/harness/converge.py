@@ -223,9 +223,20 @@ def write_tenants(folder: Path, bodies: Sequence[int]) -> list[str]:
 # Requests the servers received
 # --------------------------------------------------------------------------------------------------
 
-_PG_STATEMENT = re.compile(r"LOG:\s+(?:statement|execute [^:]*):\s+(\S+)")
+# One logged statement: "LOG:  statement: ..." (simple protocol) or "LOG:  execute <name>: ..." (extended),
+# running on until the next line that starts with a timestamp.
+_PG_STATEMENT = re.compile(
+    r"LOG:\s+(?:statement|execute [^:\n]*):\s*(.*?)(?=\n\d{4}-\d\d-\d\d |\Z)", re.DOTALL
+)
+_SQL_COMMENT = re.compile(r"--[^\n]*")
 _PG_READS = frozenset({"SELECT", "SHOW", "SET", "RESET", "BEGIN", "COMMIT", "ROLLBACK", "START", "DISCARD"})
 _VAULT_WRITES = frozenset({"create", "update", "delete"})
+
+
+def statement_kind(statement: str) -> str:
+    """The first keyword of a statement, upper-case (``SELECT``, ``GRANT``…)."""
+    words = statement.split(maxsplit=1)
+    return words[0].upper() if words else "?"
 
 
 @dataclass(frozen=True)
@@ -251,7 +262,7 @@ class Requests:
     def writes(self) -> dict[str, list[Any]]:
         """Every request that could change something, per system (empty lists when there is none)."""
         return {
-            "postgres": [s for s in self.postgres_statements if s.split(maxsplit=1)[0].upper() not in _PG_READS],
+            "postgres": [s for s in self.postgres_statements if statement_kind(s) not in _PG_READS],
             "vault": [(op, path) for op, path in self.vault_paths if op in _VAULT_WRITES],
             "metabase": [(m, p) for m, p in self.metabase_paths if m != "GET"],
         }
@@ -325,12 +336,11 @@ class Servers:
         found = Requests()
         with self.postgres.log_file.open("rb") as log:
             log.seek(mark.postgres)
-            for line in log.read().decode(errors="replace").splitlines():
-                match = _PG_STATEMENT.search(line)
-                if match:
-                    statement = line[match.start(1) :]
-                    found.postgres_statements.append(statement)
-                    found.postgres[match.group(1).upper()] += 1
+            text = log.read().decode(errors="replace")
+        for match in _PG_STATEMENT.finditer(text):
+            statement = " ".join(_SQL_COMMENT.sub(" ", match.group(1)).split())
+            found.postgres_statements.append(statement)
+            found.postgres[statement_kind(statement)] += 1
         if self.audit_log.exists():
             with self.audit_log.open("rb") as audit:
                 audit.seek(mark.vault)
