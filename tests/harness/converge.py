@@ -21,6 +21,10 @@ The state (:attr:`Converger.state`) holds, per URN, the id, checked inputs, outp
 and survives between passes; :meth:`Converger.forget` loses it. After the first failing step no new step
 starts (the engine's default); steps already running finish.
 
+What it leaves out: previews, ``protect``, and deleting resources the program no longer registers (they stay
+in state); steps run as the SDK registers them, in its executor threads, rather than under the engine's
+``--parallel`` limit.
+
 The servers are set up the way README says (:func:`setup_postgres`, :func:`setup_vault`), plus what the tests
 need to count requests: ``log_statement`` on the provisioning role, and a file audit device on OpenBao
 (declared in server config: OpenBao refuses to enable audit devices through its API).
@@ -225,9 +229,7 @@ def write_tenants(folder: Path, bodies: Sequence[int]) -> list[str]:
 
 # One logged statement: "LOG:  statement: ..." (simple protocol) or "LOG:  execute <name>: ..." (extended),
 # running on until the next line that starts with a timestamp.
-_PG_STATEMENT = re.compile(
-    r"LOG:\s+(?:statement|execute [^:\n]*):\s*(.*?)(?=\n\d{4}-\d\d-\d\d |\Z)", re.DOTALL
-)
+_PG_STATEMENT = re.compile(r"LOG:\s+(?:statement|execute [^:\n]*):\s*(.*?)(?=\n\d{4}-\d\d-\d\d |\Z)", re.DOTALL)
 _SQL_COMMENT = re.compile(r"--[^\n]*")
 _PG_READS = frozenset({"SELECT", "SHOW", "SET", "RESET", "BEGIN", "COMMIT", "ROLLBACK", "START", "DISCARD"})
 _VAULT_WRITES = frozenset({"create", "update", "delete"})
@@ -439,6 +441,7 @@ class Pass:
     failure: BaseException | None
     refreshed: dict[str, tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=dict)
     seconds: float = 0.0
+    refresh_seconds: float = 0.0
 
     @property
     def errors(self) -> list[Step]:
@@ -470,6 +473,18 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value
+
+
+class _UnretrievedStepFailures(logging.Filter):
+    """A failed step fails every registration waiting on it, and asyncio reports each such future as "Future
+    exception was never retrieved" when it is collected; the failures are in the Pass's steps instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, StepFailed)
+
+
+logging.getLogger("asyncio").addFilter(_UnretrievedStepFailures())
 
 
 class Converger:
@@ -549,7 +564,9 @@ class Converger:
             steps.extend(read_steps)
             failed = [s for s in read_steps if s.op == "failed"]
             if failed:
-                return Pass(steps, None, StepFailed(failed[0].error), refreshed, time.perf_counter() - began)
+                took = time.perf_counter() - began
+                return Pass(steps, None, StepFailed(failed[0].error), refreshed, took, took)
+        refresh_seconds = time.perf_counter() - began
         aborted = threading.Event()
         current = threading.local()
         converger = self
@@ -601,7 +618,7 @@ class Converger:
         run = ProgramRun(list(monitor.registered), dict(monitor.outputs), monitor.stack_urn)
         if failure is None and aborted.is_set():
             failure = StepFailed("a step failed")
-        return Pass(steps, run, failure, refreshed, time.perf_counter() - began)
+        return Pass(steps, run, failure, refreshed, time.perf_counter() - began, refresh_seconds)
 
     def _run(self, mocks: Any, monitor: Any) -> None:
         import runpy
@@ -622,16 +639,8 @@ class Converger:
         def main() -> None:
             runpy.run_path(str(self.root / "__main__.py"), run_name="__main__")
 
-        # A failed step fails every registration waiting on it; asyncio would print each one as a "Future
-        # exception was never retrieved" traceback. The failures are in the Pass's steps instead.
-        quiet = logging.getLogger("asyncio")
-        level = quiet.level
-        quiet.setLevel(logging.CRITICAL)
-        try:
-            with _working_directory(self.root):
-                _sync_await(run_in_stack(main))
-        finally:
-            quiet.setLevel(level)
+        with _working_directory(self.root):
+            _sync_await(run_in_stack(main))
 
     def _step(self, step: Step, request: Any, registered: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         """Check, then Create, or Diff and Update/replace, as the engine does; records the state."""
