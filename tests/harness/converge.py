@@ -261,6 +261,9 @@ class Requests:
     postgres_statements: list[str] = field(default_factory=list)
     metabase_paths: list[tuple[str, str]] = field(default_factory=list)
 
+    def __repr__(self) -> str:
+        return f"Requests({ {k: dict(v) for k, v in self.by_system().items()} })"
+
     def writes(self) -> dict[str, list[Any]]:
         """Every request that could change something, per system (empty lists when there is none)."""
         return {
@@ -406,9 +409,9 @@ class StateEntry:
     type: str
     name: str
     id: str
-    provider: str
-    inputs: dict[str, Any]
-    outputs: dict[str, Any]
+    provider: str = field(repr=False)
+    inputs: dict[str, Any] = field(repr=False)  # outputs and inputs hold secrets: never in assertion output
+    outputs: dict[str, Any] = field(repr=False)
     retain_on_delete: bool = False
 
 
@@ -442,6 +445,10 @@ class Pass:
     refreshed: dict[str, tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=dict)
     seconds: float = 0.0
     refresh_seconds: float = 0.0
+
+    def __repr__(self) -> str:  # short, and free of outputs (they hold secrets)
+        failed = [f"{s.name}: {s.error.message}" for s in self.errors if s.error]
+        return f"Pass(ops={dict(self.ops)}, failure={self.failure!r}, errors={failed[:5]})"
 
     @property
     def errors(self) -> list[Step]:
