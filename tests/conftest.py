@@ -4,6 +4,8 @@
   Under pytest-xdist every worker gets its own cluster.
 * ``openbao_server`` (session): a :class:`tests.harness.openbao.OpenBaoServer` (``bao server -dev``, AppRole
   enabled, KV v2 at ``secret``), stopped at the end. Under pytest-xdist every worker gets its own server.
+* ``openbao_provisioner_token`` (session): a provisioning token on that server, made exactly as README's
+  "Once per Vault" set-up says (:func:`tests.harness.openbao.provision`).
 * ``provider_host_factory`` (session): ``factory(config, env=None, fresh=False) -> ProviderHost``. A host
   is configured once, so hosts are cached per ``(config, env)``: asking twice for the same config returns
   the same running host; ``fresh=True`` always starts a new one. Every host is stopped at session end.
@@ -17,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness.openbao import OpenBaoServer
+from tests.harness.openbao import OpenBaoServer, provision
 from tests.harness.postgres import PostgresServer
 from tests.harness.provider_host import ProviderHost, ProviderHostFactory
 
@@ -38,6 +40,11 @@ def openbao_server() -> Iterator[OpenBaoServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def openbao_provisioner_token(openbao_server: OpenBaoServer) -> str:
+    return provision(openbao_server.address, openbao_server.root_token)
 
 
 @pytest.fixture(scope="session")
@@ -74,3 +81,23 @@ def provider_host_factory() -> Iterator[ProviderHostFactory]:
     finally:
         for host in [*hosts.values(), *fresh_hosts]:
             host.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """Say how many Vault tests ran against which server (the throwaway OpenBao, or VAULT_ADDR)."""
+    outcomes: dict[str, dict[str, str]] = {"OpenBao (bao server -dev)": {}, "VAULT_ADDR (-m live_vault)": {}}
+    for outcome in ("passed", "failed", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            nodeid = str(getattr(report, "nodeid", ""))
+            if not nodeid.startswith("tests/vault/"):
+                continue
+            target = "VAULT_ADDR (-m live_vault)" if "[live" in nodeid else "OpenBao (bao server -dev)"
+            seen = outcomes[target]
+            if seen.get(nodeid) != "failed":
+                seen[nodeid] = "failed" if outcome != "passed" else "passed"
+    for target, seen in outcomes.items():
+        if seen:
+            passed = sum(1 for v in seen.values() if v == "passed")
+            terminalreporter.write_line(
+                f"Vault tests against {target}: {passed} passed, {len(seen) - passed} failed"
+            )

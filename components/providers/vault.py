@@ -1,7 +1,9 @@
 """Vault for one tenant: KV v2 secrets, a least-privilege ACL policy and an AppRole.
 
 Three dynamic resources, each a thin layer over :class:`VaultApi` (``hvac``'s HTTP adapter, one method
-per documented endpoint) and pure functions that decide what to write:
+per documented endpoint, in :mod:`components.providers.vault_client`) and pure functions that decide what
+to write (:mod:`components.providers.vault_plan`). The provider and resource classes stay in this module,
+whose import path the state records; every name the two others define is importable from here too:
 
 ``pulumi-python:dynamic/vault:Secret``
     ``<mount>/tenants/<rut>/<service>``. It owns the keys named in ``generate`` (random values made with
@@ -31,21 +33,15 @@ The provider object a program builds carries none of them, and neither do output
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import secrets
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NoReturn
-from urllib.parse import quote
 
-import hvac.adapters
 import pulumi
-import requests
 from pulumi.dynamic import (
     CheckFailure,
     CheckResult,
@@ -56,555 +52,89 @@ from pulumi.dynamic import (
     ResourceProvider,
     UpdateResult,
 )
-from pulumi.runtime import rpc
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from components.config import VaultConfig, secret_from_raw, section_from_raw
 from components.naming import vault_policy_name, vault_secret_path, vault_tenant_prefix
 
 from .base import DynamicResource
+from .vault_client import REQUEST_TIMEOUT, KvVersion, VaultApi, VaultRequestError, vault_messages
+from .vault_plan import (
+    MANAGED_BY,
+    MARKER_KEY,
+    STACK_KEY,
+    Plan,
+    SecretDrift,
+    SecretInputs,
+    approle_matches,
+    check_approle_inputs,
+    check_policy_inputs,
+    check_secret_inputs,
+    desired_approle,
+    diff_approle,
+    diff_policy,
+    diff_secret,
+    hcl_string,
+    new_secret_value,
+    plan_secret_data,
+    policy_is_ours,
+    policy_marker,
+    render_policy,
+    secret_drift,
+    secret_marker,
+    secret_owner,
+    token_policy_names,
+)
 
-MANAGED_BY = "smarteros"
-"""Value of the ``managed-by`` ownership marker."""
-
-MARKER_KEY = "managed-by"
-STACK_KEY = "pulumi-stack"
-REQUEST_TIMEOUT = 10.0
-"""Seconds before any single request to Vault is abandoned."""
+__all__ = [
+    "MANAGED_BY",
+    "MARKER_KEY",
+    "REQUEST_TIMEOUT",
+    "SECRET_OUTPUTS",
+    "STACK_KEY",
+    "AppRoleProvider",
+    "KvVersion",
+    "Plan",
+    "PolicyProvider",
+    "SecretDrift",
+    "SecretInputs",
+    "SecretProvider",
+    "VaultApi",
+    "VaultAppRole",
+    "VaultPolicy",
+    "VaultProviderError",
+    "VaultRequestError",
+    "VaultSecret",
+    "approle_matches",
+    "check_approle_inputs",
+    "check_policy_inputs",
+    "check_secret_inputs",
+    "connection_from_config",
+    "desired_approle",
+    "diff_approle",
+    "diff_policy",
+    "diff_secret",
+    "hcl_string",
+    "new_secret_value",
+    "plan_secret_data",
+    "policy_is_ours",
+    "policy_marker",
+    "render_policy",
+    "secret_drift",
+    "secret_marker",
+    "secret_owner",
+    "token_policy_names",
+    "vault_messages",
+    "vault_policy_name",
+    "vault_secret_path",
+    "vault_tenant_prefix",
+]
 
 SECRET_OUTPUTS: tuple[str, ...] = ("values", "provided")
 """Outputs of :class:`VaultSecret` that hold secret values."""
 
-_RUT = re.compile(r"^(0|[1-9][0-9]*)-[0-9K]$")
-_SEGMENT = r"[A-Za-z0-9_.-]+"
-_MOUNT = re.compile(rf"^{_SEGMENT}(/{_SEGMENT})*$")
-_SERVICE = re.compile(r"^[a-z][a-z0-9_-]*$")
-_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-_STACK = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
-_POLICY_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
-_GENERATED_BYTES = 32
-
 
 class VaultProviderError(Exception):
     """A Vault operation for a tenant failed; the message says which, what was sent and what came back."""
-
-
-# --------------------------------------------------------------------------------------------------
-# Rendering and validation (pure)
-# --------------------------------------------------------------------------------------------------
-
-
-def hcl_string(value: str) -> str:
-    """A quoted HCL string literal for ``value``.
-
-    JSON string escaping is valid HCL string escaping. HCL would expand ``${`` and ``%{`` sequences and
-    has no escape for control characters in policy paths, so those are refused rather than escaped.
-    """
-    if "${" in value or "%{" in value:
-        raise ValueError(f"{value!r} contains an HCL template sequence")
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
-        raise ValueError(f"{value!r} contains a control character")
-    return json.dumps(value, ensure_ascii=True)
-
-
-def policy_marker(stack: str) -> str:
-    """First line of every policy this provider writes: the ownership marker."""
-    return f"# {MARKER_KEY}: {MANAGED_BY} {STACK_KEY}: {stack}"
-
-
-def render_policy(rut: str, mount: str, stack: str) -> str:
-    """HCL of a tenant's policy: read and list on its own KV v2 subtree, nothing else.
-
-    ``rut``, ``mount`` and ``stack`` must have passed :func:`check_policy_inputs`; they are rendered through
-    :func:`hcl_string` anyway, and the comment lines hold only validated characters.
-    """
-    prefix = vault_tenant_prefix(rut)
-    lines = [policy_marker(stack), f"# Tenant {rut}: its own secrets, read-only."]
-    for kind in ("data", "metadata"):
-        lines += [
-            f"path {hcl_string(f'{mount}/{kind}/{prefix}/*')} {{",
-            '  capabilities = ["read", "list"]',
-            "}",
-        ]
-    return "\n".join(lines) + "\n"
-
-
-def policy_is_ours(text: str, stack: str) -> bool:
-    """Whether a live policy carries this stack's marker on its first line."""
-    first = text.splitlines()[0].strip() if text.strip() else ""
-    return first == policy_marker(stack)
-
-
-def secret_marker(stack: str) -> dict[str, str]:
-    """Custom metadata that marks a KV secret as managed by this stack."""
-    return {MARKER_KEY: MANAGED_BY, STACK_KEY: stack}
-
-
-def secret_owner(custom_metadata: Mapping[str, Any] | None) -> str | None:
-    """The stack named by a secret's marker, or None when the secret carries no marker."""
-    meta = custom_metadata or {}
-    if meta.get(MARKER_KEY) != MANAGED_BY:
-        return None
-    return str(meta.get(STACK_KEY) or "")
-
-
-def _known(value: Any) -> bool:
-    """False for a value the engine will only know at apply time (previews)."""
-    return not (isinstance(value, str) and value == rpc.UNKNOWN)
-
-
-def _check_rut(rut: Any) -> list[tuple[str, str]]:
-    if not isinstance(rut, str) or not _RUT.match(rut):
-        return [("rut", f"{rut!r} is not a normalised RUT such as '76953480-6' or '10000013-K'")]
-    return []
-
-
-def _check_mount(mount: Any) -> list[tuple[str, str]]:
-    if not isinstance(mount, str) or not _MOUNT.match(mount):
-        return [("mount", f"{mount!r} is not a KV v2 mount path (letters, digits, '_', '.', '-', '/')")]
-    return []
-
-
-def _check_stack(stack: Any) -> list[tuple[str, str]]:
-    if not isinstance(stack, str) or not _STACK.match(stack):
-        return [("stack", f"{stack!r} is not a stack name such as 'smarteros/prod'")]
-    return []
-
-
-def _check_keys(name: str, keys: Any) -> list[tuple[str, str]]:
-    if not isinstance(keys, list):
-        return [(name, "must be a list of key names")]
-    failures = []
-    seen: set[str] = set()
-    for i, key in enumerate(keys):
-        if not isinstance(key, str) or not _KEY.match(key):
-            failures.append((f"{name}[{i}]", f"{key!r} is not a key name (letters, digits, '_', '.', '-')"))
-        elif key in seen:
-            failures.append((f"{name}[{i}]", f"{key!r} is listed twice"))
-        seen.add(str(key))
-    return failures
-
-
-def check_secret_inputs(news: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Field-level problems with a secret's inputs (empty when they are fine)."""
-    failures = _check_rut(news.get("rut")) + _check_mount(news.get("mount")) + _check_stack(news.get("stack"))
-    service = news.get("service")
-    if not isinstance(service, str) or not _SERVICE.match(service):
-        failures.append(("service", f"{service!r} is not a service name such as 'chatwoot'"))
-    failures += _check_keys("generate", news.get("generate"))
-    failures += _check_keys("external", news.get("external"))
-    provided = news.get("provided")
-    if not isinstance(provided, dict):
-        failures.append(("provided", "must be a map of key name to value"))
-        provided = {}
-    for key, value in provided.items():
-        if not _KEY.match(key):
-            failures.append((f"provided.{key}", f"{key!r} is not a key name (letters, digits, '_', '.', '-')"))
-        elif _known(value) and not isinstance(value, str):
-            failures.append((f"provided.{key}", "must be a string"))
-    rotate = news.get("rotate")
-    if isinstance(rotate, bool) or not isinstance(rotate, int | float) or int(rotate) != rotate or rotate < 0:
-        failures.append(("rotate", f"{rotate!r} is not a whole number >= 0"))
-    generate = set(news.get("generate") or []) if isinstance(news.get("generate"), list) else set()
-    external = set(news.get("external") or []) if isinstance(news.get("external"), list) else set()
-    for key in sorted(generate & external):
-        failures.append(("external", f"{key!r} cannot be both generated and filled in by hand"))
-    for key in sorted(set(provided) & (generate | external)):
-        failures.append((f"provided.{key}", f"{key!r} is also listed in generate or external"))
-    return failures
-
-
-def check_policy_inputs(news: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Field-level problems with a policy's inputs. Globs and quotes never reach the HCL."""
-    return _check_rut(news.get("rut")) + _check_mount(news.get("mount")) + _check_stack(news.get("stack"))
-
-
-def check_approle_inputs(news: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Field-level problems with an AppRole's inputs."""
-    failures = _check_rut(news.get("rut"))
-    policy = news.get("policy")
-    if _known(policy) and (not isinstance(policy, str) or not _POLICY_NAME.match(policy)):
-        failures.append(("policy", f"{policy!r} is not a policy name such as 'tenant-76953480-6'"))
-    return failures
-
-
-# --------------------------------------------------------------------------------------------------
-# Planning (pure): desired vs live
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SecretInputs:
-    """The user inputs of a KV v2 secret."""
-
-    rut: str
-    service: str
-    mount: str
-    stack: str
-    generate: tuple[str, ...] = ()
-    external: tuple[str, ...] = ()
-    rotate: int = 0
-    provided: Mapping[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_props(cls, props: Mapping[str, Any]) -> SecretInputs:
-        return cls(
-            rut=str(props["rut"]),
-            service=str(props["service"]),
-            mount=str(props["mount"]),
-            stack=str(props.get("stack") or ""),
-            generate=tuple(props.get("generate") or ()),
-            external=tuple(props.get("external") or ()),
-            rotate=int(props.get("rotate") or 0),
-            provided=dict(props.get("provided") or {}),
-        )
-
-    @property
-    def path(self) -> str:
-        """Path inside the mount: ``tenants/<rut>/<service>``."""
-        return vault_secret_path(self.rut, self.service)
-
-    @property
-    def full_path(self) -> str:
-        """``<mount>/tenants/<rut>/<service>``: the resource id."""
-        return f"{self.mount}/{self.path}"
-
-    @property
-    def managed(self) -> frozenset[str]:
-        """Keys this resource owns: the generated ones and the provided ones."""
-        return frozenset(self.generate) | frozenset(self.provided)
-
-    def as_props(self) -> dict[str, Any]:
-        return {
-            "rut": self.rut,
-            "service": self.service,
-            "mount": self.mount,
-            "stack": self.stack,
-            "generate": list(self.generate),
-            "external": list(self.external),
-            "rotate": self.rotate,
-            "provided": dict(self.provided),
-        }
-
-
-def new_secret_value() -> str:
-    """A fresh random value for a generated key (256 bits, URL-safe)."""
-    return secrets.token_urlsafe(_GENERATED_BYTES)
-
-
-def plan_secret_data(
-    live: Mapping[str, str],
-    desired: SecretInputs,
-    *,
-    recorded: Mapping[str, str] | None = None,
-    previously_managed: Iterable[str] = (),
-    rotate: bool = False,
-    new_value: Callable[[], str] = new_secret_value,
-) -> dict[str, str]:
-    """The data to write: the live keys with the managed ones brought to the desired state.
-
-    - keys this resource managed before and no longer does are removed, unless they are now external;
-    - a generated key keeps its live value; when it is missing it gets back the value last recorded, or a
-      new one; ``rotate`` gives every generated key a new value;
-    - provided keys take the provided value;
-    - every other key (external ones, anything an operator added) is kept as it is.
-    """
-    recorded = recorded or {}
-    data = dict(live)
-    for key in previously_managed:
-        if key not in desired.managed and key not in desired.external:
-            data.pop(key, None)
-    for key in desired.generate:
-        if rotate:
-            data[key] = new_value()
-        elif key not in data:
-            data[key] = recorded[key] if key in recorded else new_value()
-    for key, value in desired.provided.items():
-        data[key] = value
-    return data
-
-
-@dataclass(frozen=True)
-class SecretDrift:
-    """Managed keys whose live value differs from the one last recorded, or that are gone."""
-
-    changed: tuple[str, ...]
-    removed: tuple[str, ...]
-
-
-def secret_drift(managed: Iterable[str], recorded: Mapping[str, str], live: Mapping[str, str]) -> SecretDrift:
-    """Compare the managed keys' recorded values with the live ones (names only leave this function)."""
-    keys = sorted(set(managed))
-    changed = tuple(k for k in keys if k in live and k in recorded and live[k] != recorded[k])
-    removed = tuple(k for k in keys if k not in live)
-    return SecretDrift(changed, removed)
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What a diff found: fields that changed and the subset that forces a replacement."""
-
-    changed: tuple[str, ...] = ()
-    replaces: tuple[str, ...] = ()
-    delete_before_replace: bool = False
-
-    def result(self) -> DiffResult:
-        return DiffResult(
-            changes=bool(self.changed or self.replaces),
-            replaces=list(self.replaces),
-            stables=[],
-            delete_before_replace=self.delete_before_replace,
-        )
-
-
-def _replacement(
-    olds: Mapping[str, Any],
-    news: Mapping[str, Any],
-    identity: Iterable[str],
-    name: Callable[[Mapping[str, Any]], str],
-) -> tuple[tuple[str, ...], bool]:
-    replaces = tuple(f for f in identity if f in olds and olds.get(f) != news.get(f))
-    if not replaces:
-        return (), False
-    try:
-        same_name = name(olds) == name(news)
-    except (KeyError, TypeError, ValueError):
-        same_name = False
-    return replaces, same_name
-
-
-def diff_secret(olds: Mapping[str, Any], news: Mapping[str, Any]) -> Plan:
-    """Diff of a secret: old outputs (which hold the live state after a refresh) against new inputs."""
-    replaces, same_name = _replacement(
-        olds,
-        news,
-        ("mount", "rut", "service"),
-        lambda p: f"{p['mount']}/{vault_secret_path(p['rut'], p['service'])}",
-    )
-    changed: list[str] = []
-    generate = list(news.get("generate") or [])
-    provided = dict(news.get("provided") or {})
-    desired_keys = sorted(set(generate) | set(provided))
-    if desired_keys != sorted(olds.get("keys") or []):
-        changed.append("keys")
-    live_values = dict(olds.get("values") or {})
-    if any(live_values.get(k) != v for k, v in provided.items()):
-        changed.append("provided")
-    if int(news.get("rotate") or 0) != int(olds.get("rotate") or 0):
-        changed.append("rotate")
-    if sorted(news.get("external") or []) != sorted(olds.get("external") or []):
-        changed.append("external")
-    if news.get("stack") != olds.get("stack") or olds.get("managed") is False:
-        changed.append("stack")
-    return Plan(tuple(changed), replaces, same_name)
-
-
-def diff_policy(olds: Mapping[str, Any], news: Mapping[str, Any]) -> Plan:
-    """Diff of a policy: replaced when its name changes, updated when its text would differ."""
-    replaces, same_name = _replacement(olds, news, ("rut",), lambda p: vault_policy_name(p["rut"]))
-    if replaces and same_name:
-        replaces, same_name = (), False  # same policy name: rewriting the text is enough
-    changed: list[str] = []
-    if not replaces:
-        try:
-            desired = render_policy(news["rut"], news["mount"], news["stack"])
-        except (KeyError, ValueError):
-            desired = None
-        if desired is None or desired != olds.get("policy"):
-            changed.append("policy")
-        for name in ("rut", "mount", "stack"):
-            if olds.get(name) != news.get(name) and name not in changed:
-                changed.append(name)
-    return Plan(tuple(changed), replaces, False)
-
-
-def desired_approle(policy: str) -> dict[str, Any]:
-    """Parameters of a tenant's AppRole: tokens carry exactly ``policy``."""
-    return {"token_policies": [policy], "token_no_default_policy": True}
-
-
-def approle_matches(live: Mapping[str, Any], policy: str) -> bool:
-    """Whether a live AppRole grants exactly ``policy`` and not the default policy."""
-    return sorted(live.get("token_policies") or []) == [policy] and bool(live.get("token_no_default_policy"))
-
-
-def diff_approle(olds: Mapping[str, Any], news: Mapping[str, Any]) -> Plan:
-    """Diff of an AppRole: replaced when its name changes, updated when its policies would differ."""
-    replaces, same_name = _replacement(olds, news, ("rut",), lambda p: vault_policy_name(p["rut"]))
-    if replaces and same_name:
-        replaces, same_name = (), False
-    changed: list[str] = []
-    if not replaces:
-        policy = news.get("policy")
-        if not _known(policy) or not approle_matches(olds, str(policy)):
-            changed.append("token_policies")
-        if olds.get("policy") != policy and "token_policies" not in changed:
-            changed.append("policy")
-    return Plan(tuple(changed), replaces, False)
-
-
-# --------------------------------------------------------------------------------------------------
-# Client
-# --------------------------------------------------------------------------------------------------
-
-
-class VaultRequestError(Exception):
-    """Vault answered with an error status, or could not be reached."""
-
-    def __init__(self, method: str, path: str, status: int | None, answer: str) -> None:
-        self.method = method
-        self.path = path
-        self.status = status
-        self.answer = answer
-        super().__init__(f"{method} {path}: {status or 'no answer'} {answer}")
-
-    @property
-    def cas_mismatch(self) -> bool:
-        return self.status == 400 and "check-and-set" in self.answer
-
-
-def _segments(*parts: str) -> str:
-    """URL path from segments, each quoted on its own (``/`` inside a part separates segments)."""
-    out: list[str] = []
-    for part in parts:
-        out.extend(quote(seg, safe="") for seg in part.split("/") if seg)
-    return "/".join(out)
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-@dataclass(frozen=True)
-class KvVersion:
-    """The latest version of a KV v2 secret."""
-
-    data: dict[str, str]
-    version: int
-    custom_metadata: dict[str, str]
-
-
-class VaultApi:
-    """The Vault endpoints this project calls, one method each, over ``hvac``'s HTTP adapter.
-
-    Requests time out after :data:`REQUEST_TIMEOUT` seconds. Connection failures are retried with backoff;
-    5xx answers (a sealed Vault answers 503) are retried twice, quickly, for idempotent methods only, then
-    reported. A 404 on a read means "absent" and returns None.
-    """
-
-    def __init__(self, address: str, token: str, *, timeout: float = REQUEST_TIMEOUT) -> None:
-        retry = Retry(
-            total=4,
-            connect=3,
-            read=0,
-            status=2,
-            other=0,
-            backoff_factor=0.1,
-            status_forcelist=(500, 502, 503, 504),
-            raise_on_status=False,
-            respect_retry_after_header=False,
-        )
-        session = requests.Session()
-        adapter = HTTPAdapter(max_retries=retry)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        self._adapter = hvac.adapters.RawAdapter(base_uri=address, token=token, timeout=timeout, session=session)
-
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Send one request; the decoded JSON body (None when empty), or :class:`VaultRequestError`."""
-        try:
-            response = self._adapter.request(method, f"/v1/{path}", raise_exception=False, **kwargs)
-        except requests.Timeout:
-            raise VaultRequestError(method, path, None, f"(timed out after {REQUEST_TIMEOUT:.0f}s)") from None
-        except requests.RequestException as error:
-            raise VaultRequestError(method, path, None, f"(could not connect: {type(error).__name__})") from None
-        body: Any = None
-        if response.content:
-            try:
-                body = response.json()
-            except ValueError:
-                body = None
-        if response.ok:
-            return body
-        errors = body.get("errors") if isinstance(body, dict) else None
-        if isinstance(errors, list):
-            answer = "; ".join(str(e) for e in errors) or "(no message)"
-        else:
-            answer = response.reason or "(no message)"
-        raise VaultRequestError(method, path, response.status_code, _one_line(answer))
-
-    def _read(self, path: str) -> Any:
-        try:
-            return self._request("GET", path)
-        except VaultRequestError as error:
-            if error.status == 404:
-                return None
-            raise
-
-    # KV v2 — https://developer.hashicorp.com/vault/api-docs/secret/kv/kv-v2
-
-    def kv_read(self, mount: str, path: str) -> KvVersion | None:
-        """``GET /v1/:mount/data/:path``: the latest version, or None when absent or deleted."""
-        body = self._read(_segments(mount, "data", path))
-        if body is None:
-            return None
-        data = body.get("data") or {}
-        meta = data.get("metadata") or {}
-        return KvVersion(
-            data=dict(data.get("data") or {}),
-            version=int(meta.get("version") or 0),
-            custom_metadata=dict(meta.get("custom_metadata") or {}),
-        )
-
-    def kv_write(self, mount: str, path: str, data: Mapping[str, str], cas: int) -> int:
-        """``POST /v1/:mount/data/:path`` with ``options.cas``; returns the new version."""
-        body = self._request("POST", _segments(mount, "data", path), json={"data": dict(data), "options": {"cas": cas}})
-        return int(((body or {}).get("data") or {}).get("version") or 0)
-
-    def kv_read_metadata(self, mount: str, path: str) -> dict[str, Any] | None:
-        """``GET /v1/:mount/metadata/:path``: versions and custom metadata, or None when absent."""
-        body = self._read(_segments(mount, "metadata", path))
-        return None if body is None else dict(body.get("data") or {})
-
-    def kv_write_metadata(self, mount: str, path: str, custom_metadata: Mapping[str, str]) -> None:
-        """``POST /v1/:mount/metadata/:path`` setting only ``custom_metadata`` (other settings untouched)."""
-        self._request("POST", _segments(mount, "metadata", path), json={"custom_metadata": dict(custom_metadata)})
-
-    def kv_delete_all(self, mount: str, path: str) -> None:
-        """``DELETE /v1/:mount/metadata/:path``: the secret, every version and its metadata."""
-        self._request("DELETE", _segments(mount, "metadata", path))
-
-    # ACL policies — https://developer.hashicorp.com/vault/api-docs/system/policies
-
-    def policy_read(self, name: str) -> str | None:
-        """``GET /v1/sys/policies/acl/:name``: the policy text, or None when absent."""
-        body = self._read(_segments("sys/policies/acl", name))
-        return None if body is None else str((body.get("data") or {}).get("policy") or "")
-
-    def policy_write(self, name: str, text: str) -> None:
-        """``PUT /v1/sys/policies/acl/:name``."""
-        self._request("PUT", _segments("sys/policies/acl", name), json={"policy": text})
-
-    def policy_delete(self, name: str) -> None:
-        """``DELETE /v1/sys/policies/acl/:name``."""
-        self._request("DELETE", _segments("sys/policies/acl", name))
-
-    # AppRole — https://developer.hashicorp.com/vault/api-docs/auth/approle
-
-    def approle_read(self, name: str) -> dict[str, Any] | None:
-        """``GET /v1/auth/approle/role/:name``: the role's settings, or None when absent."""
-        body = self._read(_segments("auth/approle/role", name))
-        return None if body is None else dict(body.get("data") or {})
-
-    def approle_write(self, name: str, params: Mapping[str, Any]) -> None:
-        """``POST /v1/auth/approle/role/:name``."""
-        self._request("POST", _segments("auth/approle/role", name), json=dict(params))
-
-    def approle_delete(self, name: str) -> None:
-        """``DELETE /v1/auth/approle/role/:name``."""
-        self._request("DELETE", _segments("auth/approle/role", name))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -975,14 +505,14 @@ class AppRoleProvider(_TenantObjectProvider):
         policy = str(props["policy"])
         if approle_matches(live, policy):
             return None
-        return f"grants {sorted(live.get('token_policies') or [])} rather than only [{policy!r}]"
+        return f"grants {token_policy_names(live.get('token_policies'))} rather than only [{policy!r}]"
 
     def _outputs(self, props: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
         return {
             "rut": props.get("rut"),
             "policy": props.get("policy"),
             "name": vault_policy_name(str(props["rut"])) if props.get("rut") else props.get("name"),
-            "token_policies": sorted(live.get("token_policies") or []),
+            "token_policies": token_policy_names(live.get("token_policies")),
             "token_no_default_policy": bool(live.get("token_no_default_policy")),
         }
 

@@ -8,6 +8,10 @@ Dev mode keeps everything in memory and starts unsealed with a KV v2 engine at `
 a random root token, listens on 127.0.0.1 only, enables AppRole at ``auth/approle``, and keeps the dev
 server's unseal key (read from its log) so a test can seal it (``PUT /v1/sys/seal``) and unseal it again.
 Its ``HOME`` is a fresh directory, so nothing is written to the user's token helper.
+
+:func:`provision` sets a server up exactly as README's "Once per Vault" block says (it runs those commands
+with ``bao``) and returns the provisioning token; the Vault tests and the whole-program converge use it.
+:func:`approle_login` logs in as a tenant's service does (role-id and a fresh secret-id from the operator).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import contextlib
 import os
 import re
 import secrets
+import shlex
 import shutil
 import subprocess
 import sys
@@ -31,6 +36,7 @@ import requests
 from tests.harness.postgres import free_port
 
 HOST = "127.0.0.1"
+REPO = Path(__file__).resolve().parents[2]
 _UNSEAL_KEY = re.compile(r"^Unseal Key:\s*(\S+)\s*$", re.MULTILINE)
 
 
@@ -205,3 +211,69 @@ def openbao_server() -> Iterator[OpenBaoServer]:
         yield server
     finally:
         server.stop()
+
+
+def readme_vault_setup(readme: Path = REPO / "README.md") -> list[list[str]]:
+    """The commands of README's "Once per Vault" block, each as an argument list."""
+    text = readme.read_text(encoding="utf-8")
+    start = text.find("Once per Vault")
+    if start < 0:
+        raise OpenBaoHarnessError("README.md has no 'Once per Vault' set-up")
+    block = re.search(r"```sh\n(.*?)```", text[start:], re.DOTALL)
+    if block is None:
+        raise OpenBaoHarnessError("README.md's 'Once per Vault' set-up has no ```sh block")
+    return [shlex.split(line) for line in block.group(1).splitlines() if line.strip()]
+
+
+def provision(address: str, admin_token: str) -> str:
+    """Set up a Vault-API server exactly as README's "Once per Vault" block says, with ``bao`` (the same
+    arguments as ``vault``) run from the repository root as the administrator ``admin_token``; returns what
+    the last command prints: the provisioning token.
+
+    Running it twice on one server installs the same policy again and issues a second token.
+    """
+    home = Path(tempfile.mkdtemp(prefix="smarteros-bao-cli-"))
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "VAULT_ADDR": address,
+        "VAULT_TOKEN": admin_token,
+        "BAO_ADDR": address,
+        "BAO_TOKEN": admin_token,
+    }
+    output = ""
+    try:
+        for command in readme_vault_setup():
+            if command[0] != "vault":
+                raise OpenBaoHarnessError(f"README's Vault set-up runs {command[0]!r}, not the vault CLI")
+            done = subprocess.run(
+                [find_bao(), *command[1:]], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+            )
+            if done.returncode != 0:
+                shown = " ".join(command)
+                raise OpenBaoHarnessError(f"`{shown}` failed ({done.returncode}): {done.stderr.strip()[:500]}")
+            output = done.stdout.strip()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    return output
+
+
+def approle_login(address: str, admin_token: str, role: str) -> str:
+    """Log in with AppRole ``role`` as a tenant's service does: the operator (``admin_token``) reads the
+    role-id and mints a fresh secret-id, then the login itself carries no token. Returns the client token."""
+
+    def call(method: str, path: str, token: str | None, body: object = None) -> dict[str, object]:
+        headers = {"X-Vault-Token": token} if token else {}
+        answer = requests.request(method, f"{address}/v1/{path}", headers=headers, json=body, timeout=10)
+        if answer.status_code >= 400:
+            raise OpenBaoHarnessError(f"{method} /v1/{path} answered {answer.status_code}: {answer.text[:300]}")
+        return dict(answer.json())
+
+    role_id = call("GET", f"auth/approle/role/{role}/role-id", admin_token)["data"]
+    secret_id = call("POST", f"auth/approle/role/{role}/secret-id", admin_token, {})["data"]
+    assert isinstance(role_id, dict) and isinstance(secret_id, dict)
+    credentials = {"role_id": role_id["role_id"], "secret_id": secret_id["secret_id"]}
+    login = call("POST", "auth/approle/login", None, credentials)
+    auth = login["auth"]
+    assert isinstance(auth, dict)
+    return str(auth["client_token"])

@@ -53,12 +53,12 @@ from components.providers.postgres import (
     TenantRoleProvider,
 )
 from components.providers.vault import SecretProvider, VaultSecret
+from tests.harness.openbao import OpenBaoServer
 from tests.harness.postgres import PostgresServer
 from tests.harness.provider_host import ProviderHost
 from tests.metabase.conftest import Driven
 from tests.metabase.double import MetabaseDouble, ReceivedLogin
 from tests.postgres.conftest import binding_props, grant_props, make_rut, record_props, role_props
-from tests.vault.double import VaultDouble
 
 DBNAME = "smarteros_bi"
 STACK = "smarteros/test"
@@ -115,7 +115,7 @@ def _tenant(
     host: ProviderHost,
     server: PostgresServer,
     metabase: MetabaseDouble,
-    vault: VaultDouble,
+    vault: OpenBaoServer,
     rut: str,
     slug: str,
     tenants_collection: int,
@@ -241,14 +241,14 @@ def _tenant(
 
 @pytest.fixture(scope="module")
 def world(
-    postgres_server: PostgresServer, provider_host_factory: Any
+    postgres_server: PostgresServer, openbao_server: OpenBaoServer, provider_host_factory: Any
 ) -> Iterator[tuple[MetabaseDouble, list[Provisioned], int]]:
     server = postgres_server
     server.create_database(DBNAME)
     with server.connect(dbname=DBNAME) as admin:
         admin.execute((SQL_DIR / "provisioner.sql").read_text(encoding="utf-8").encode())
     metabase = MetabaseDouble().start()
-    vault = VaultDouble().start()
+    vault = openbao_server
     try:
         # What exists before this stack: the admin connection (All Users may query it, as Metabase grants by
         # default) and an "Analysts" group with native queries there, so its lowest level is the highest.
@@ -285,7 +285,6 @@ def world(
         yield metabase, tenants, admin_db
     finally:
         metabase.stop()
-        vault.stop()
 
 
 def test_metabase_logged_in_as_each_tenant_role(world: tuple[MetabaseDouble, list[Provisioned], int]) -> None:

@@ -2,8 +2,10 @@
 
 Each test plays what the engine does — check, create, diff, read (refresh), update, delete — and looks at
 Vault itself, as an operator would, through its HTTP API. Edits "by hand" also go over HTTP, so the same
-tests run against a real Vault (``-m live_vault``). Faults Vault cannot be made to show on demand (sealed,
-a writer racing the update) are injected in the double.
+tests run against the session's OpenBao by default and against any Vault with ``-m live_vault``. A sealed
+server is the session's OpenBao sealed through ``sys/seal``; the two faults a server cannot be made to show
+on demand (a writer racing the update, an answer cut mid-way) go through the fault proxy of
+``tests/vault/double.py``, whose answers still come from the server.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from components.providers.vault import (
     VaultSecret,
 )
 from tests.conftest import ProviderHostFactory
+from tests.harness.openbao import OpenBaoServer
 from tests.harness.provider_host import UNKNOWN, ProviderCallError, ProviderHost, urn
 from tests.vault.conftest import VaultTarget, fresh_rut
-from tests.vault.double import VaultDouble
+from tests.vault.double import VaultFaultProxy
 
 STACK = "smarteros/test"
 SECRET_URN = urn(VaultSecret, "tenant-secret")
@@ -312,17 +315,16 @@ def test_check_reports_hostile_inputs_as_field_failures(vault_host):
 # -- faults ------------------------------------------------------------------------------------------
 
 
-def test_a_write_racing_the_update_is_detected_not_overwritten(double_target: VaultTarget, double_host, rut):
-    vault, vault_host = double_target, double_host
-    double = double_target.double
-    assert double is not None
-    id_, outputs = create_secret(vault_host, secret_inputs(rut))
+def test_a_write_racing_the_update_is_detected_not_overwritten(
+    vault: VaultTarget, fault_proxy: VaultFaultProxy, fault_host: ProviderHost, rut: str
+):
+    id_, outputs = create_secret(fault_host, secret_inputs(rut))
     racing = {**live_secret(vault, rut), "api_access_token": "written-meanwhile"}
-    double.before_next_write("secret", kv_path(rut), lambda: double.write_by_hand("secret", kv_path(rut), racing))
+    fault_proxy.before_next_write(f"secret/data/{kv_path(rut)}", lambda: write_by_hand(vault, rut, racing))
 
     news = secret_inputs(rut, generate=["secret_key_base", "webhook_secret", "new_key"])
     with pytest.raises(ProviderCallError) as failure:
-        vault_host.update(SecretProvider(), id_, SECRET_URN, outputs, news)
+        fault_host.update(SecretProvider(), id_, SECRET_URN, outputs, news)
 
     message = failure.value.message
     assert f"tenant {rut}" in message
@@ -333,30 +335,57 @@ def test_a_write_racing_the_update_is_detected_not_overwritten(double_target: Va
         assert value not in failure.value.details
 
 
-@pytest.fixture
-def sealed_double(vault_double: VaultDouble) -> Iterator[VaultDouble]:
-    vault_double.sealed = True
-    try:
-        yield vault_double
-    finally:
-        vault_double.sealed = False
-
-
-def test_a_sealed_vault_fails_fast_with_a_clear_message(sealed_double: VaultDouble, double_host, rut):
-    vault_host = double_host
-    sealed_double.clear_requests()
-    began = time.perf_counter()
+def test_an_answer_cut_mid_way_is_reported_and_the_rerun_regenerates_nothing(
+    vault: VaultTarget, fault_proxy: VaultFaultProxy, fault_host: ProviderHost, rut: str
+):
+    fault_proxy.cut_next_answer("POST", f"secret/data/{kv_path(rut)}")
     with pytest.raises(ProviderCallError) as failure:
-        create_secret(vault_host, secret_inputs(rut))
-    elapsed = time.perf_counter() - began
+        create_secret(fault_host, secret_inputs(rut))
+    assert failure.value.message.endswith(
+        f"tenant {rut}: Vault could not write secret secret/tenants/{rut}/chatwoot: sent POST "
+        f"/v1/secret/data/tenants/{rut}/chatwoot, got no answer (connection lost before a complete answer)"
+    )
+    written = live_secret(vault, rut)  # the server applied the write before the answer was cut
+    assert set(written) == {"secret_key_base", "webhook_secret"}
+
+    _, outputs = create_secret(fault_host, secret_inputs(rut))
+    assert live_secret(vault, rut) == written, "the rerun adopts what was written, nothing is regenerated"
+    assert outputs["values"] == written
+
+
+@pytest.fixture
+def sealed_openbao(openbao_server: OpenBaoServer) -> Iterator[OpenBaoServer]:
+    """The session's OpenBao, sealed with ``PUT /v1/sys/seal`` for one test and unsealed afterwards."""
+    openbao_server.seal()
+    try:
+        yield openbao_server
+    finally:
+        openbao_server.unseal()
+
+
+def test_a_sealed_vault_fails_fast_with_a_clear_message(
+    sealed_openbao: OpenBaoServer, provider_host_factory: ProviderHostFactory, rut: str
+):
+    with VaultFaultProxy(sealed_openbao.address) as watching:
+        host = provider_host_factory(
+            {
+                "smarteros:vault": {"address": watching.address, "mount": "secret"},
+                "smarteros:vaultToken": sealed_openbao.root_token,
+            }
+        )
+        began = time.perf_counter()
+        with pytest.raises(ProviderCallError) as failure:
+            create_secret(host, secret_inputs(rut))
+        elapsed = time.perf_counter() - began
+        relayed = list(watching.requests)
 
     assert failure.value.message.endswith(
         f"tenant {rut}: Vault could not read secret secret/tenants/{rut}/chatwoot: sent GET "
         f"/v1/secret/data/tenants/{rut}/chatwoot, got 503 Vault is sealed (is Vault sealed or in standby?)"
     )
     assert elapsed < 5
-    gets = [r for r in sealed_double.requests if r.method == "GET"]
-    assert len(gets) == 3, "two quick retries, then the error"
+    assert [(r.method, r.status) for r in relayed] == [("GET", 503)] * 3, "two quick retries, then the error"
+    assert sealed_openbao.root_token not in failure.value.details
 
 
 def test_a_wrong_token_is_refused_and_never_shown(vault: VaultTarget, provider_host_factory: ProviderHostFactory):
