@@ -35,9 +35,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import re
-import subprocess
 import tempfile
 import threading
 import time
@@ -58,20 +56,15 @@ from stdnum.cl import rut as cl_rut
 from components.config import PROJECT
 from components.graph import ROOT, ProgramRun, _mock_classes, _working_directory, load_stack_file
 from components.providers.base import reset_sdk_pickler
-from tests.harness.openbao import OpenBaoServer, find_bao
+from tests.harness.openbao import OpenBaoServer, provision
 from tests.harness.postgres import PostgresServer
 from tests.harness.provider_host import PROVIDER_KEY, ProviderCallError, ProviderHost
 
 STACK = "dev"
 DBNAME = "smarteros"
 PROVISIONER = "smarteros_provisioner"
-VAULT_POLICY = "smarteros-provisioner"
 DYNAMIC_PREFIX = "pulumi-python:dynamic/"
 CREDENTIAL_KEYS = (f"{PROJECT}:postgresPassword", f"{PROJECT}:vaultToken", f"{PROJECT}:metabaseApiKey")
-
-
-class ConvergeHarnessError(RuntimeError):
-    """The servers could not be set up as README says."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -123,41 +116,14 @@ def set_log_statement(admin: psycopg.Connection[Any], level: str) -> None:
     )
 
 
-def bao(server: OpenBaoServer, *args: str, token: str | None = None) -> str:
-    """Run the ``bao`` CLI (OpenBao's ``vault``) against ``server`` as ``token`` (root by default)."""
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(server.base_dir),
-        "BAO_ADDR": server.address,
-        "BAO_TOKEN": token or server.root_token,
-    }
-    result = subprocess.run(
-        [find_bao(), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
-    )
-    if result.returncode != 0:
-        raise ConvergeHarnessError(f"bao {args[0]} {args[1] if len(args) > 1 else ''} failed: {result.stderr[-500:]}")
-    return result.stdout
-
-
 def setup_vault(server: OpenBaoServer) -> str:
-    """README's "Once per Vault", with ``bao`` for ``vault``: the provisioner policy, then its token."""
-    bao(server, "policy", "write", VAULT_POLICY, "vault/provisioner.hcl")
-    return issue_vault_token(server)
+    """README's "Once per Vault", run by :func:`tests.harness.openbao.provision`: returns the token."""
+    return provision(server.address, server.root_token)
 
 
 def issue_vault_token(server: OpenBaoServer) -> str:
-    """``vault token create -policy=smarteros-provisioner -no-default-policy -orphan -period=24h``."""
-    out = bao(
-        server,
-        "token",
-        "create",
-        f"-policy={VAULT_POLICY}",
-        "-no-default-policy",
-        "-orphan",
-        "-period=24h",
-        "-format=json",
-    )
-    return str(json.loads(out)["auth"]["client_token"])
+    """Another provisioning token, made the same way (the policy is installed again, unchanged)."""
+    return provision(server.address, server.root_token)
 
 
 def token_policies(server: OpenBaoServer, token: str) -> tuple[str, ...]:
