@@ -4,11 +4,14 @@
 ``tenant_rut`` indexes, the ``security_invoker`` views, and row-level security keyed through
 ``tenant_roles``. It is retained on delete: the platform never drops a shared table.
 
-``Database`` (one per tenant) gives the tenant its registry rows, its login role ``tenant_<rut>`` (member of
+``Database`` (one per tenant) gives the tenant its registry rows, its login role (member of
 ``tenant_members``, a generated password that is a secret output), exactly the grants of its tenant file,
 and the binding row that row-level security keys on. Onboarding runs no DDL on the shared tables.
 
-Everything here is named after the tenant's normalised RUT, so renaming a slug never recreates anything.
+Everything here is keyed by the tenant's normalised RUT, so renaming a slug never recreates anything. The
+role's name is not: every database role can read every role name, so the database names the role with a
+keyed hash of the RUT (``tenant_<24 hex digits>``, see ``sql/provisioner.sql``) and ``role_name`` is an
+output the grants, the binding, Vault and Metabase read.
 """
 
 from __future__ import annotations
@@ -63,7 +66,6 @@ def record_inputs(tenant: TenantSpec, config: StackConfig, stack: str) -> dict[s
 def role_inputs(tenant: TenantSpec, stack: str) -> dict[str, Any]:
     """The tenant's login role."""
     return {
-        "role_name": naming.role_name(tenant.rut),
         "tenant_rut": tenant.rut,
         "connection_limit": tenant.database.connection_limit,
         "statement_timeout": tenant.database.statement_timeout,
@@ -71,10 +73,10 @@ def role_inputs(tenant: TenantSpec, stack: str) -> dict[str, Any]:
     }
 
 
-def grant_inputs(tenant: TenantSpec) -> dict[str, Any]:
-    """Exactly the tables and privileges of the tenant file."""
+def grant_inputs(tenant: TenantSpec, role_name: Any) -> dict[str, Any]:
+    """Exactly the tables and privileges of the tenant file, for the role named ``role_name``."""
     return {
-        "role_name": naming.role_name(tenant.rut),
+        "role_name": role_name,
         "tenant_rut": tenant.rut,
         "tables": sorted(tenant.database.tables),
         "privileges": sorted(tenant.database.privileges),
@@ -142,12 +144,12 @@ class Database(pulumi.ComponentResource):
         )
         grants = TableGrants(
             f"{rut}-grants",
-            grant_inputs(tenant),
+            grant_inputs(tenant, role.role_name),
             pulumi.ResourceOptions(parent=self, depends_on=[role]),
         )
         binding = TenantBinding(
             f"{rut}-binding",
-            {"role_name": naming.role_name(rut), "tenant_rut": rut},
+            {"role_name": role.role_name, "tenant_rut": rut},
             pulumi.ResourceOptions(parent=self, depends_on=[role, record]),
         )
 

@@ -1,7 +1,8 @@
 """Names derived from a tenant's normalised RUT.
 
-The RUT is the tenant's identity: it names the Vault path, the database role, the Metabase groups and
-the Pulumi logical names, so renaming a slug never recreates data. Every function here takes the
+The RUT is the tenant's identity: it names the Vault path, the Metabase groups and the Pulumi logical
+names, so renaming a slug never recreates data. (The database role is named by the database itself, from a
+keyed hash of the RUT: see ``components/database.py``.) Every function here takes the
 normal form produced by :func:`components.spec.normalise_rut` (``76953480-6``, ``10000013-K``, ``0-0``).
 """
 
@@ -11,7 +12,13 @@ from collections.abc import Sequence
 
 
 def role_name(rut: str) -> str:
-    """PostgreSQL role of a tenant: ``tenant_10000013_k``."""
+    """The PostgreSQL role name earlier versions gave a tenant: ``tenant_10000013_k``.
+
+    Every database role can read every role name, so this form told each tenant every other customer's
+    RUT. Roles are now named by the database (``tenant_`` and a keyed hash of the RUT, see
+    ``sql/provisioner.sql``) and the name is the ``TenantRole``'s output; this form only recognises roles
+    still to be replaced.
+    """
     return "tenant_" + rut.replace("-", "_").lower()
 
 

@@ -3,7 +3,7 @@
 ==========  ==============================================================================
 Edge        proxied CNAMEs for ``<slug>.<zone>`` and ``<slug>-<product>.<zone>``; one Access
             application over the protected ones and one allow policy (Cloudflare)
-Database    role ``tenant_<rut>`` in ``tenant_members``, its table grants, its binding row in
+Database    an opaquely named role in ``tenant_members``, its table grants, its binding row in
             ``tenant_roles`` (row-level security), its rows in the tenant registry (PostgreSQL)
 Secrets     one KV v2 secret per service plus the database login, an ACL policy that reads
             only ``<mount>/tenants/<rut>/*``, an AppRole carrying only that policy (Vault)

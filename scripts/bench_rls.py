@@ -32,7 +32,6 @@ from pulumi.dynamic import ConfigureRequest  # noqa: E402
 from pulumi.dynamic.config import Config  # noqa: E402
 from stdnum.cl import rut as cl_rut  # noqa: E402
 
-from components import naming  # noqa: E402
 from components.catalog import TENANT_TABLES  # noqa: E402
 from components.database import SQL_DIR, schema_files  # noqa: E402
 from components.providers.postgres import (  # noqa: E402
@@ -82,7 +81,6 @@ def provision(server: PostgresServer, tenants: int) -> list[tuple[str, str, str]
     for i in range(tenants):
         body = 76_300_000 + i
         rut = f"{body}-{cl_rut.calc_check_digit(str(body))}"
-        name = naming.role_name(rut)
         record.create(
             {
                 "rut": rut,
@@ -96,9 +94,9 @@ def provision(server: PostgresServer, tenants: int) -> list[tuple[str, str, str]
                 "stack": STACK,
             }
         )
-        created = role.create(
-            {"role_name": name, "tenant_rut": rut, "connection_limit": 5, "statement_timeout": "60s", "stack": STACK}
-        )
+        created = role.create({"tenant_rut": rut, "connection_limit": 5, "statement_timeout": "60s", "stack": STACK})
+        assert created.outs is not None
+        name = str(created.outs["role_name"])  # the database names the role
         grants.create({"role_name": name, "tenant_rut": rut, "tables": ["events"], "privileges": ["select"]})
         binding.create({"role_name": name, "tenant_rut": rut})
         assert created.outs is not None

@@ -6,12 +6,18 @@ Five dynamic resources (type tokens ``pulumi-python:dynamic/postgres:<Kind>``):
 SharedSchema    applies the ordered files of ``sql/schema/`` (idempotent) as ``smarteros_owner``; never
                 drops anything, so deleting it leaves every table in place
 TenantRecord    the tenant's rows in the registry (``tenants``, ``tenant_products``, ``tenant_domains``)
-TenantRole      ``tenant_<rut>``: LOGIN, member of ``tenant_members``, NOSUPERUSER NOCREATEDB NOCREATEROLE
-                NOBYPASSRLS, a connection limit, a ``statement_timeout``, a generated password (a secret
-                output) and a ``COMMENT ON ROLE`` naming the stack that manages it
+TenantRole      ``tenant_<24 hex digits>`` (a keyed hash of the RUT, computed by the database): LOGIN,
+                member of ``tenant_members``, NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS, a
+                connection limit, a ``statement_timeout``, a generated password (a secret output) and a
+                ``COMMENT ON ROLE`` naming only the stack that manages it
 TableGrants     exactly the privileges of the tenant file on exactly its tables, granted to the role
 TenantBinding   the role's row in ``tenant_roles``; every policy keys through it
 ==============  ==========================================================================================
+
+The provisioner holds no CREATEROLE: tenant roles are created, altered and dropped only through the
+SECURITY DEFINER functions of ``smarteros_admin`` (``sql/provisioner.sql``), which take a RUT, compute the
+role's name and give it fixed attributes. Role names and comments carry no customer identity, because every
+role can read them; ``role_name`` is an output the grants, the binding and Metabase read.
 
 Onboarding a tenant runs no DDL on the shared tables (``CREATE ROLE``, ``GRANT`` and row writes take no lock
 that waits for the applications' queries). Writes that touch shared catalog rows (grants, role changes,
@@ -51,10 +57,9 @@ from pulumi.dynamic import (
 )
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from stdnum.cl import rut as cl_rut
 
-from components import naming
 from components.config import PostgresConfig, secret_from_raw, section_from_raw
 
 from .base import DynamicResource
@@ -79,18 +84,13 @@ ROLE_ATTRIBUTES: dict[str, bool] = {
     "replication": False,
     "bypassrls": False,
 }
-_ATTRIBUTE_SQL: dict[str, tuple[str, str]] = {
-    "login": ("LOGIN", "NOLOGIN"),
-    "inherit": ("INHERIT", "NOINHERIT"),
-    "superuser": ("SUPERUSER", "NOSUPERUSER"),
-    "createdb": ("CREATEDB", "NOCREATEDB"),
-    "createrole": ("CREATEROLE", "NOCREATEROLE"),
-    "replication": ("REPLICATION", "NOREPLICATION"),
-    "bypassrls": ("BYPASSRLS", "NOBYPASSRLS"),
-}
 
 _IDENTIFIER = r"^[a-z_][a-z0-9_]{0,62}$"
-_ROLE_NAME = r"^tenant_[0-9]{1,9}_[0-9k]$"
+_ROLE_NAME = r"^tenant_[0-9a-f]{24}$"
+# Names of earlier versions (``tenant_<rut>``): still read, replaced and dropped, never created.
+_LEGACY_ROLE_NAME = r"^tenant_[0-9]{1,9}_[0-9k]$"
+_NORMAL_RUT = r"^(0|[1-9][0-9]{0,8})-[0-9K]$"
+ADMIN_SCHEMA = "smarteros_admin"
 _STACK = r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,199}$"
 _TIMEOUT = re.compile(r"^\s*([0-9]{1,12})\s*(ms|s|min|h|d)?\s*$")
 _TIMEOUT_UNITS_MS = {"ms": 1, "s": 1_000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -123,10 +123,23 @@ def normal_rut(value: str) -> str:
     return f"{int(body)}-{digit}"
 
 
+def is_legacy_role_name(role_name: Any) -> bool:
+    """Whether a role name is the ``tenant_<rut>`` form of earlier versions (it names the customer)."""
+    return isinstance(role_name, str) and re.fullmatch(_LEGACY_ROLE_NAME, role_name) is not None
+
+
 def rut_of_role(role_name: str) -> str:
-    """The RUT a tenant role name encodes: ``tenant_10000013_k`` -> ``10000013-K``."""
-    if re.fullmatch(_ROLE_NAME, role_name) is None:
-        raise PostgresError(f"{role_name!r} is not a tenant role id; tenant role ids look like tenant_76953480_6")
+    """The RUT an earlier version's tenant role name encodes: ``tenant_10000013_k`` -> ``10000013-K``.
+
+    Current role names are opaque; an import id may be the tenant's RUT or its role name.
+    """
+    if re.fullmatch(_NORMAL_RUT, role_name):
+        return role_name
+    if not is_legacy_role_name(role_name):
+        raise PostgresError(
+            f"{role_name!r} is not a tenant role id; import a tenant role by its tenant's RUT (76953480-6) or "
+            "by its role name together with the program's inputs"
+        )
     body, digit = role_name.removeprefix("tenant_").split("_")
     return f"{body}-{digit.upper()}"
 
@@ -138,8 +151,13 @@ def _role_and_rut(id_: str, props: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def ownership_marker(stack: str, rut: str) -> str:
-    """The ``COMMENT ON ROLE`` (and ``tenants.managed_by``) text that marks an object as this stack's."""
+    """The ``tenants.managed_by`` text that marks a registry row as this stack's."""
     return f"{MARKER_PREFIX}{stack}; tenant {rut}"
+
+
+def role_marker(stack: str) -> str:
+    """The ``COMMENT ON ROLE`` of a tenant role: the stack only, since every role can read it."""
+    return f"{MARKER_PREFIX}{stack}"
 
 
 def _is_unknown(value: Any) -> bool:
@@ -167,9 +185,8 @@ class _TenantScoped(_Inputs):
 
 
 class RoleInputs(_TenantScoped):
-    """Inputs of :class:`TenantRole`."""
+    """Inputs of :class:`TenantRole` (its name is an output: the database computes it from the RUT)."""
 
-    role_name: str = Field(pattern=_ROLE_NAME)
     connection_limit: int = Field(ge=-1, le=10_000)
     statement_timeout: str
     stack: str = Field(pattern=_STACK)
@@ -179,13 +196,6 @@ class RoleInputs(_TenantScoped):
     def _timeout(cls, value: str) -> str:
         timeout_ms(value)
         return value
-
-    @model_validator(mode="after")
-    def _name_matches_rut(self) -> RoleInputs:
-        expected = naming.role_name(self.tenant_rut)
-        if self.role_name != expected:
-            raise ValueError(f"role_name must be {expected!r} for tenant {self.tenant_rut}")
-        return self
 
 
 class GrantInputs(_TenantScoped):
@@ -279,7 +289,7 @@ class SchemaInputs(_Inputs):
 
 
 OUTPUT_ONLY: dict[str, tuple[str, ...]] = {
-    "role": ("password", "member_of", "attributes", "comment"),
+    "role": ("role_name", "password", "member_of", "attributes", "comment"),
     "grants": ("granted",),
     "binding": (),
     "record": (),
@@ -352,12 +362,16 @@ def _differs(old: Any, new: Any) -> bool:
 def diff_role(olds: Mapping[str, Any], news: Mapping[str, Any]) -> Change:
     """Old outputs (live state after the last create/read/update) against new inputs of a TenantRole.
 
-    A new role name or RUT is a new identity: replaced, the old role dropped first, because a tenant has
-    exactly one login role. Limit, timeout and the stack marker change in place; so does live drift of
-    membership or attributes, and a role without a known password (imported) gets one.
+    A new RUT is a new identity: replaced, the old role dropped first, because a tenant has exactly one login
+    role. So is a role still named ``tenant_<rut>`` by an earlier version: its name tells every other role
+    who the customer is. Rows are keyed by RUT, not by role, so a replacement loses none. Limit, timeout and
+    the stack marker change in place; so does live drift of membership or attributes, and a role without a
+    known password (imported) gets one.
     """
     fields: list[str] = []
-    replaces = [k for k in ("role_name", "tenant_rut") if _differs(olds.get(k), news.get(k))]
+    replaces = [k for k in ("tenant_rut",) if _differs(olds.get(k), news.get(k))]
+    if is_legacy_role_name(olds.get("role_name")):
+        replaces.insert(0, "role_name")
     fields += replaces
     if _differs(olds.get("connection_limit"), news.get("connection_limit")):
         fields.append("connection_limit")
@@ -367,7 +381,7 @@ def diff_role(olds: Mapping[str, Any], news: Mapping[str, Any]) -> Change:
     if _differs(olds.get("stack"), news.get("stack")):
         fields.append("stack")
     if not replaces:
-        marker = ownership_marker(str(news.get("stack")), str(news.get("tenant_rut")))
+        marker = role_marker(str(news.get("stack")))
         if "comment" in olds and olds.get("comment") != marker and "stack" not in fields:
             fields.append("comment")
         if "member_of" in olds and sorted(olds.get("member_of") or []) != [GROUP]:
@@ -762,7 +776,7 @@ class _PostgresProvider(ResourceProvider):
 
 
 class TenantRoleProvider(_PostgresProvider):
-    """CRUD for a tenant's login role."""
+    """CRUD for a tenant's login role, through the functions of ``smarteros_admin``."""
 
     kind = "role"
     inputs_model = RoleInputs
@@ -771,41 +785,34 @@ class TenantRoleProvider(_PostgresProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         inputs: RoleInputs = self._parse(props)
         password = secrets.token_urlsafe(32)
-        marker = ownership_marker(inputs.stack, inputs.tenant_rut)
-        role = inputs.role_name
-        with self._writing(f"tenant {inputs.tenant_rut}", f"CREATE ROLE {role}") as conn:
+        marker = role_marker(inputs.stack)
+        with self._writing(f"tenant {inputs.tenant_rut}", "creation of the tenant's role") as conn:
             _lock(conn)
+            role = tenant_role_name(conn, inputs.tenant_rut)
             existing = read_role(conn, role)
             if existing is not None and existing.comment != marker:
                 raise PostgresError(
                     f"tenant {inputs.tenant_rut}: PostgreSQL role {role} already exists and is not "
                     f"managed by stack {inputs.stack} (its comment: {existing.comment or 'none'!r}); "
-                    f"adopt it with the import_ resource option (import_={role!r}) or drop it"
+                    f"adopt it with the import_ resource option (import_={inputs.tenant_rut!r}) or drop it"
                 )
-            verifier = _verifier(conn, password, role)
-            if existing is None:
-                conn.execute(
-                    sql.SQL("CREATE ROLE {} WITH {} CONNECTION LIMIT {} PASSWORD {}").format(
-                        sql.Identifier(role),
-                        _attribute_sql(),
-                        sql.Literal(inputs.connection_limit),
-                        sql.Literal(verifier),
-                    )
-                )
-            _converge_role(conn, inputs, verifier if existing is not None else None)
+            # A role this stack made before (a lost state, a failed run) is adopted: it gets a new password.
+            function = "alter_tenant_role" if existing is not None else "create_tenant_role"
+            _call_role_function(conn, function, inputs, _verifier(conn, password, role))
             live = read_role(conn, role)
-        return CreateResult(role, _role_outputs(inputs, live, password))
+        return CreateResult(role, _role_outputs(inputs, role, live, password))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         role, rut = _role_and_rut(id_, props)
         with self._reading(f"tenant {rut}", f"read of role {role}") as conn:
+            if role == rut:  # imported by RUT
+                role = tenant_role_name(conn, rut)
             live = read_role(conn, role)
         if live is None:
             return ReadResult("", {})
         imported = "statement_timeout" not in props
         stack = props.get("stack") or _stack_of(live.comment)
         inputs = {
-            "role_name": role,
             "tenant_rut": rut,
             "connection_limit": live.connection_limit,
             "statement_timeout": live.statement_timeout,
@@ -814,6 +821,7 @@ class TenantRoleProvider(_PostgresProvider):
         base = {**user_inputs(props, self.kind)} if not imported else inputs
         outs = {
             **base,
+            "role_name": role,
             "connection_limit": live.connection_limit,
             "statement_timeout": live.statement_timeout,
             "member_of": live.member_of,
@@ -821,38 +829,58 @@ class TenantRoleProvider(_PostgresProvider):
             "comment": live.comment,
             "password": props.get("password") or "",
         }
-        return ReadResult(id_, outs, inputs if imported else None)
+        return ReadResult(role, outs, inputs if imported else None)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         inputs: RoleInputs = self._parse(news)
         password = olds.get("password") or secrets.token_urlsafe(32)
-        with self._writing(f"tenant {inputs.tenant_rut}", f"ALTER ROLE {inputs.role_name}") as conn:
+        with self._writing(f"tenant {inputs.tenant_rut}", "change of the tenant's role") as conn:
             _lock(conn)
-            if read_role(conn, inputs.role_name) is None:
+            role = tenant_role_name(conn, inputs.tenant_rut)
+            if read_role(conn, role) is None:
                 raise PostgresError(
-                    f"tenant {inputs.tenant_rut}: PostgreSQL role {inputs.role_name} no longer exists; "
+                    f"tenant {inputs.tenant_rut}: PostgreSQL role {role} no longer exists; "
                     "run pulumi refresh so it is created again"
                 )
-            verifier = None if olds.get("password") else _verifier(conn, password, inputs.role_name)
-            _converge_role(conn, inputs, verifier)
-            live = read_role(conn, inputs.role_name)
-        return UpdateResult(_role_outputs(inputs, live, password))
+            verifier = None if olds.get("password") else _verifier(conn, password, role)
+            _call_role_function(conn, "alter_tenant_role", inputs, verifier)
+            live = read_role(conn, role)
+        return UpdateResult(_role_outputs(inputs, role, live, password))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         role, rut = _role_and_rut(id_, props)
         with self._writing(f"tenant {rut}", f"DROP ROLE {role}") as conn:
             _lock(conn)
+            if role == rut:
+                role = tenant_role_name(conn, rut)
             if read_role(conn, role) is None:
                 return
             plan = plan_grants(read_grants(conn, role), {})
             for statement in grant_statements(role, plan):
                 conn.execute(statement)
-            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+            conn.execute(
+                sql.SQL("SELECT {}.drop_tenant_role(%s)").format(sql.Identifier(ADMIN_SCHEMA)), (role,)
+            )
 
 
-def _attribute_sql(attributes: Mapping[str, bool] = ROLE_ATTRIBUTES) -> sql.Composed:
-    return sql.SQL(" ").join(
-        sql.SQL(_ATTRIBUTE_SQL[name][0 if wanted else 1]) for name, wanted in attributes.items()
+def tenant_role_name(conn: psycopg.Connection[Any], rut: str) -> str:
+    """The tenant's role name in this database: ``tenant_`` and a keyed hash of the RUT (see provisioner.sql)."""
+    row = conn.execute(
+        sql.SQL("SELECT {}.tenant_role_name(%s)").format(sql.Identifier(ADMIN_SCHEMA)), (rut,)
+    ).fetchone()
+    assert row is not None
+    name = str(row[0])
+    if re.fullmatch(_ROLE_NAME, name) is None:
+        raise PostgresError(f"tenant {rut}: PostgreSQL answered {name!r} for the tenant's role name")
+    return name
+
+
+def _call_role_function(
+    conn: psycopg.Connection[Any], function: str, inputs: RoleInputs, verifier: str | None
+) -> None:
+    conn.execute(
+        sql.SQL("SELECT {}(%s, %s, %s, %s, %s)").format(sql.Identifier(ADMIN_SCHEMA, function)),
+        (inputs.tenant_rut, verifier, inputs.connection_limit, inputs.statement_timeout.strip(), inputs.stack),
     )
 
 
@@ -861,50 +889,17 @@ def _verifier(conn: psycopg.Connection[Any], password: str, role: str) -> str:
     return conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
 
 
-def _converge_role(conn: psycopg.Connection[Any], inputs: RoleInputs, verifier: str | None) -> None:
-    """Make an existing role match its inputs, writing only what differs."""
-    role = sql.Identifier(inputs.role_name)
-    live = read_role(conn, inputs.role_name)
-    assert live is not None
-    # Only differing attributes are named: PostgreSQL 15 lets a non-superuser name SUPERUSER, REPLICATION
-    # or BYPASSRLS in ALTER ROLE (even to switch them off) only if it is a superuser.
-    changed = {
-        name: wanted for name, wanted in ROLE_ATTRIBUTES.items() if live.attributes.get(name) != wanted
-    }
-    if changed or live.connection_limit != inputs.connection_limit:
-        conn.execute(
-            sql.SQL("ALTER ROLE {} WITH {} CONNECTION LIMIT {}").format(
-                role, _attribute_sql(changed), sql.Literal(inputs.connection_limit)
-            )
-        )
-    if verifier is not None:
-        conn.execute(sql.SQL("ALTER ROLE {} WITH PASSWORD {}").format(role, sql.Literal(verifier)))
-    if not _same_timeout(live.statement_timeout, inputs.statement_timeout) or not live.statement_timeout:
-        conn.execute(
-            sql.SQL("ALTER ROLE {} SET statement_timeout = {}").format(
-                role, sql.Literal(inputs.statement_timeout)
-            )
-        )
-    if GROUP not in live.member_of:
-        conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(GROUP), role))
-    for group in live.member_of:
-        if group != GROUP:
-            conn.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group), role))
-    marker = ownership_marker(inputs.stack, inputs.tenant_rut)
-    if live.comment != marker:
-        conn.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(role, sql.Literal(marker)))
-
-
 def _stack_of(comment: str) -> str:
     if comment.startswith(MARKER_PREFIX):
         return comment.removeprefix(MARKER_PREFIX).split(";", 1)[0]
     return ""
 
 
-def _role_outputs(inputs: RoleInputs, live: LiveRole | None, password: str) -> dict[str, Any]:
+def _role_outputs(inputs: RoleInputs, role: str, live: LiveRole | None, password: str) -> dict[str, Any]:
     assert live is not None
     return {
         **inputs.model_dump(),
+        "role_name": role,
         "member_of": live.member_of,
         "attributes": live.attributes,
         "comment": live.comment,

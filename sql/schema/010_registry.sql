@@ -40,12 +40,15 @@ CREATE TABLE IF NOT EXISTS public.tenant_domains (
 );
 CREATE INDEX IF NOT EXISTS tenant_domains_tenant_rut_idx ON public.tenant_domains (tenant_rut);
 
+-- Role names are opaque (tenant_ and 24 hex digits, see sql/provisioner.sql); tenant_<rut> names of
+-- earlier versions stay valid until their roles are replaced. No index on tenant_rut: every tenant role
+-- reads this table (its policies look the caller up here), and an index on a column the caller may
+-- filter on would let EXPLAIN ANALYZE count other tenants' rows behind the policy (see 050).
 CREATE TABLE IF NOT EXISTS public.tenant_roles (
-    role_name   text        PRIMARY KEY CHECK (role_name ~ '^tenant_[0-9]+_[0-9k]$'),
+    role_name   text        PRIMARY KEY CHECK (role_name ~ '^tenant_([0-9a-f]{24}|[0-9]{1,9}_[0-9k])$'),
     tenant_rut  text        NOT NULL REFERENCES public.tenants (rut),
     created_at  timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX IF NOT EXISTS tenant_roles_tenant_rut_idx ON public.tenant_roles (tenant_rut);
 COMMENT ON TABLE public.tenant_roles IS
     'Binds each tenant role to its RUT; every row-level-security policy keys through it';
 

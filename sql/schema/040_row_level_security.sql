@@ -19,10 +19,9 @@
 
 SET ROLE smarteros_owner;
 
--- Tenant roles read their own registry rows and their own binding, nothing else of the registry.
-GRANT SELECT ON public.tenants, public.tenant_products, public.tenant_domains, public.tenant_roles,
-                public.tenant_overview
-   TO tenant_members;
+-- Tenant roles read their own binding (every policy looks the caller up there) and their own registry
+-- rows through tenant_overview (030); the registry tables themselves stay closed to them (050).
+GRANT SELECT ON public.tenant_roles, public.tenant_overview TO tenant_members;
 
 DO $rls$
 DECLARE

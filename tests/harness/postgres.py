@@ -3,11 +3,13 @@
 The cluster lives in a fresh directory under the system temp dir, listens on 127.0.0.1 only and on a unix
 socket in that directory, and asks every login for a scram-sha-256 password (the superuser ``postgres`` has a
 generated one). Durability is switched off (``fsync``, ``synchronous_commit``, ``full_page_writes``) because
-nothing here needs to survive a crash.
+nothing here needs to survive a crash, and JIT compilation is off.
 
 ``initdb`` refuses to run as root, so when the tests run as root the server binaries run as the ``postgres``
 system user (override with ``SMARTEROS_PG_OS_USER``) in a directory that user owns. The binaries are found on
-``PATH`` or under ``/usr/lib/postgresql/<version>/bin``.
+``PATH`` or under ``/usr/lib/postgresql/<version>/bin`` (Debian's PostgreSQL 15 here), or in the directory
+given to :meth:`PostgresServer.start` (``bin_dir``): :func:`pgserver_bin_dir` is the PostgreSQL 16 that PyPI's
+``pgserver`` wheel carries, so one test session can run both versions side by side.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ _SERVER_SETTINGS = {
     "max_connections": "100",
     "shared_buffers": "32MB",
     "log_min_messages": "warning",
+    # Debian's build compiles expensive plans with LLVM (a quarter second each); tests only lose time to it.
+    "jit": "off",
 }
 
 
@@ -61,6 +65,19 @@ def find_binary(name: str) -> str:
     if candidates:
         return candidates[-1]
     raise PostgresHarnessError(f"{name} not found on PATH or under /usr/lib/postgresql/*/bin")
+
+
+def pgserver_bin_dir() -> Path:
+    """The ``bin`` directory of the PostgreSQL build inside the installed ``pgserver`` wheel (16.2)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        raise PostgresHarnessError("the pgserver package is not installed (requirements-dev.txt pins it)")
+    found = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    if not (found / "initdb").exists():
+        raise PostgresHarnessError(f"pgserver carries no initdb under {found}")
+    return found
 
 
 def free_port() -> int:
@@ -94,6 +111,7 @@ class PostgresServer:
     host: str = HOST
     superuser: str = SUPERUSER
     start_seconds: float = 0.0
+    bin_dir: Path | None = None
     _os_user: pwd.struct_passwd | None = field(default=None, repr=False)
     _stopped: bool = field(default=False, repr=False)
 
@@ -115,13 +133,21 @@ class PostgresServer:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     @classmethod
-    def start(cls, *, attempts: int = 3) -> PostgresServer:
-        """initdb a new cluster in a fresh directory and start it on a free port."""
+    def start(cls, *, attempts: int = 3, bin_dir: Path | None = None) -> PostgresServer:
+        """initdb a new cluster in a fresh directory and start it on a free port.
+
+        ``bin_dir`` holds ``initdb`` and ``pg_ctl`` of the version to run; without it they come from
+        :func:`find_binary`.
+        """
         began = time.perf_counter()
         os_user = _os_user()
         base_dir = Path(tempfile.mkdtemp(prefix="smarteros-pg-"))
         server = cls(
-            base_dir=base_dir, port=0, superuser_password=secrets.token_urlsafe(24), _os_user=os_user
+            base_dir=base_dir,
+            port=0,
+            superuser_password=secrets.token_urlsafe(24),
+            bin_dir=bin_dir,
+            _os_user=os_user,
         )
         try:
             server._init()
@@ -176,8 +202,11 @@ class PostgresServer:
                 f"{result.stdout}{result.stderr}{log}"
             )
 
+    def _binary(self, name: str) -> str:
+        return str(self.bin_dir / name) if self.bin_dir is not None else find_binary(name)
+
     def _pg_ctl(self, *args: str) -> None:
-        self._run(find_binary("pg_ctl"), "-D", str(self.data_dir), *args)
+        self._run(self._binary("pg_ctl"), "-D", str(self.data_dir), *args)
 
     def _options(self) -> str:
         settings = {
@@ -197,7 +226,7 @@ class PostgresServer:
                 os.chown(path, self._os_user.pw_uid, self._os_user.pw_gid)
         try:
             self._run(
-                find_binary("initdb"),
+                self._binary("initdb"),
                 "-D",
                 str(self.data_dir),
                 "-U",
@@ -275,9 +304,9 @@ class PostgresServer:
 
 
 @contextlib.contextmanager
-def postgres_cluster() -> Iterator[PostgresServer]:
+def postgres_cluster(bin_dir: Path | None = None) -> Iterator[PostgresServer]:
     """A started cluster, stopped and removed on exit (also when the body fails)."""
-    server = PostgresServer.start()
+    server = PostgresServer.start(bin_dir=bin_dir)
     try:
         yield server
     finally:

@@ -124,9 +124,15 @@ def _tenant(
     pg = "pulumi-python:dynamic/postgres:"
     _drive(host, TenantRecordProvider(), pg + "TenantRecord", f"{rut}-record", record_props(rut, slug))
     role = _drive(host, TenantRoleProvider(), pg + "TenantRole", f"{rut}-role", role_props(rut))
-    _drive(host, TableGrantsProvider(), pg + "TableGrants", f"{rut}-grants", grant_props(rut, privileges=["select"]))
-    _drive(host, TenantBindingProvider(), pg + "TenantBinding", f"{rut}-binding", binding_props(rut))
-    role_name = naming.role_name(rut)
+    role_name = str(role.outputs["role_name"])  # the database names the role; the rest reads the output
+    _drive(
+        host,
+        TableGrantsProvider(),
+        pg + "TableGrants",
+        f"{rut}-grants",
+        grant_props(rut, privileges=["select"], role_name=role_name),
+    )
+    _drive(host, TenantBindingProvider(), pg + "TenantBinding", f"{rut}-binding", binding_props(rut, role_name))
 
     # Vault: the Secrets child stores the database login under the tenant's subtree.
     _drive(

@@ -1,14 +1,19 @@
-"""A platform database on the throwaway cluster, provisioned the way production is.
+"""A platform database on throwaway clusters, provisioned the way production is, on PostgreSQL 15 and 16.
 
-The superuser plays the database administrator: it creates the database and runs ``sql/provisioner.sql``.
-Everything after that goes through the real provider host as ``smarteros_provisioner`` (CREATEROLE, not a
-superuser): the shared schema, then each tenant's registry rows, role, grants and binding. The
-provisioner's statements that write anything are logged (``log_statement = mod`` on that role only), so
-tests can count them in the server log.
+The superuser plays the database administrator: it creates the database and runs ``sql/provisioner.sql``
+(:func:`bootstrap_database`, exactly the steps of README.md). Everything after that goes through the real
+provider host as ``smarteros_provisioner`` (no CREATEROLE, not a superuser): the shared schema, then each
+tenant's registry rows, role, grants and binding. The provisioner's statements that write anything are
+logged (``log_statement = mod`` on that role only), and so is every role change the ``smarteros_admin``
+functions make (``LOG:  smarteros_admin: ...``), so tests can count them in the server log.
+
+``platform`` is parametrised by server version: every test that uses it runs once on Debian's PostgreSQL
+15 and once on the PostgreSQL 16 of PyPI's ``pgserver`` wheel (one cluster per version and session).
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,7 +24,6 @@ import psycopg
 import pytest
 from stdnum.cl import rut as cl_rut
 
-from components import naming
 from components.catalog import TENANT_TABLES
 from components.database import SQL_DIR, schema_files
 from components.providers.postgres import (
@@ -29,7 +33,7 @@ from components.providers.postgres import (
     TenantRecordProvider,
     TenantRoleProvider,
 )
-from tests.harness.postgres import PostgresServer
+from tests.harness.postgres import PostgresServer, pgserver_bin_dir
 from tests.harness.provider_host import ProviderHost, urn
 
 DBNAME = "smarteros"
@@ -58,9 +62,13 @@ def record_props(rut: str, slug: str, **extra: Any) -> dict[str, Any]:
     return props
 
 
+def sample_role_name(rut: str) -> str:
+    """An opaque role name for pure tests (a live database computes its own, keyed, name)."""
+    return "tenant_" + hashlib.sha256(rut.encode()).hexdigest()[:24]
+
+
 def role_props(rut: str, **extra: Any) -> dict[str, Any]:
     props: dict[str, Any] = {
-        "role_name": naming.role_name(rut),
         "tenant_rut": rut,
         "connection_limit": 5,
         "statement_timeout": "30s",
@@ -70,17 +78,23 @@ def role_props(rut: str, **extra: Any) -> dict[str, Any]:
     return props
 
 
-def grant_props(rut: str, tables: list[str] | None = None, privileges: list[str] | None = None) -> dict[str, Any]:
+def grant_props(
+    rut: str,
+    tables: list[str] | None = None,
+    privileges: list[str] | None = None,
+    *,
+    role_name: str | None = None,
+) -> dict[str, Any]:
     return {
-        "role_name": naming.role_name(rut),
+        "role_name": role_name or sample_role_name(rut),
         "tenant_rut": rut,
         "tables": sorted(tables if tables is not None else TENANT_TABLES),
         "privileges": sorted(privileges if privileges is not None else ["select", "insert", "update", "delete"]),
     }
 
 
-def binding_props(rut: str) -> dict[str, Any]:
-    return {"role_name": naming.role_name(rut), "tenant_rut": rut}
+def binding_props(rut: str, role_name: str | None = None) -> dict[str, Any]:
+    return {"role_name": role_name or sample_role_name(rut), "tenant_rut": rut}
 
 
 @dataclass
@@ -105,7 +119,10 @@ class Tenant:
 
     @property
     def role_name(self) -> str:
-        return naming.role_name(self.rut)
+        return str(self.role.outputs["role_name"])
+
+    def grant_props(self, tables: list[str] | None = None, privileges: list[str] | None = None) -> dict[str, Any]:
+        return grant_props(self.rut, tables, privileges, role_name=self.role_name)
 
     @property
     def password(self) -> str:
@@ -121,6 +138,8 @@ class Platform:
     host: ProviderHost
     provisioner_password: str
     schema: Resource
+    version: str = "pg15"
+    """``pg15`` or ``pg16``: the server's major version, for the few steps that differ."""
 
     def admin(self) -> psycopg.Connection[Any]:
         """The superuser on the platform database (bypasses RLS, as the platform's admin)."""
@@ -183,8 +202,12 @@ class Platform:
                 binding_props(rut),
             ),
         )
-        for resource in tenant.resources():
-            self.create(resource)
+        self.create(tenant.record)
+        self.create(tenant.role)
+        # The grants and the binding read the role's name from its outputs, as the component does.
+        tenant.grants.inputs["role_name"] = tenant.binding.inputs["role_name"] = tenant.role_name
+        self.create(tenant.grants)
+        self.create(tenant.binding)
         return tenant
 
     def offboard(self, tenant: Tenant) -> None:
@@ -192,10 +215,11 @@ class Platform:
             self.delete(resource)
 
 
-def bootstrap_database(server: PostgresServer, provisioner_password: str) -> None:
-    """What the database administrator does once: the database, the roles script, the password."""
-    server.create_database(DBNAME)
-    with server.connect(dbname=DBNAME) as admin:
+def bootstrap_database(server: PostgresServer, provisioner_password: str, dbname: str = DBNAME) -> None:
+    """What the database administrator does once, as README.md says: the database, the roles script (as a
+    superuser), the provisioner's password. Also logs the provisioner's writes for the tests."""
+    server.create_database(dbname)
+    with server.connect(dbname=dbname) as admin:
         admin.execute((SQL_DIR / "provisioner.sql").read_text(encoding="utf-8").encode())
         admin.execute(
             psycopg.sql.SQL("ALTER ROLE {} PASSWORD {}").format(
@@ -220,18 +244,48 @@ def provider_config(server: PostgresServer, password: str, *, user: str = PROVIS
     }
 
 
-@pytest.fixture(scope="session")
-def platform(postgres_server: PostgresServer, provider_host_factory: Any) -> Iterator[Platform]:
+def make_platform(server: PostgresServer, provider_host_factory: Any, version: str = "") -> Platform:
+    """A platform database set up exactly as README.md says (:func:`bootstrap_database`), its shared schema
+    applied through the provider host as the provisioner. Reusable outside the ``platform`` fixture, e.g.
+    for a whole-program converge test; call it once per server (the database is ``smarteros``)."""
     password = secrets.token_urlsafe(24)
-    bootstrap_database(postgres_server, password)
-    host = provider_host_factory(provider_config(postgres_server, password))
+    bootstrap_database(server, password)
+    host = provider_host_factory(provider_config(server, password))
     schema = Resource(
         SharedSchemaProvider(),
         urn("pulumi-python:dynamic/postgres:SharedSchema", "platform-schema"),
         {"files": schema_files(), "tenant_tables": list(TENANT_TABLES), "stack": STACK},
     )
-    plat = Platform(postgres_server, host, password, schema)
+    plat = Platform(server, host, password, schema, version or f"pg{server_version(server)}")
     plat.create(schema)
+    return plat
+
+
+def server_version(server: PostgresServer) -> int:
+    with server.connect() as conn:
+        row = conn.execute("SHOW server_version_num").fetchone()
+    assert row is not None
+    return int(row[0]) // 10000
+
+
+@pytest.fixture(scope="session")
+def postgres16_server() -> Iterator[PostgresServer]:
+    """PostgreSQL 16 from PyPI's pgserver wheel, beside the session's Debian PostgreSQL 15."""
+    server = PostgresServer.start(bin_dir=pgserver_bin_dir())
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session", params=["pg15", "pg16"])
+def platform(request: pytest.FixtureRequest, provider_host_factory: Any) -> Iterator[Platform]:
+    wanted = int(request.param.removeprefix("pg"))
+    postgres_server: PostgresServer = request.getfixturevalue(
+        "postgres_server" if wanted == 15 else "postgres16_server"
+    )
+    assert server_version(postgres_server) == wanted, "the cluster is not the version the test is for"
+    plat = make_platform(postgres_server, provider_host_factory, request.param)
     yield plat
 
 

@@ -60,12 +60,14 @@ def test_a_tenant_gets_record_role_grants_and_binding_under_its_database() -> No
     role = kinds["TenantRole"]
     assert role.type == "pulumi-python:dynamic/postgres:TenantRole"
     assert role.options.additional_secret_outputs == ["password"]
-    assert role.inputs["role_name"] == "tenant_76953480_6"
+    # The database names the role (a keyed hash of the RUT): the name is an output, never the RUT.
+    assert role.inputs.get("role_name") is None
     assert role.inputs["connection_limit"] == 3 and role.inputs["statement_timeout"] == "15s"
     assert role.inputs["stack"].endswith("/test")
     grants = kinds["TableGrants"]
     assert grants.inputs["tables"] == ["contacts", "orders"]
     assert grants.inputs["privileges"] == ["insert", "select"]
+    assert grants.inputs.get("role_name") is None  # the role's output: unknown until the database names it
     assert role.urn in grants.options.depends_on
     binding = kinds["TenantBinding"]
     assert {role.urn, kinds["TenantRecord"].urn} <= set(binding.options.depends_on)
@@ -92,5 +94,6 @@ def test_the_shared_schema_is_retained_and_protected_in_production() -> None:
             "020_tenant_tables.sql",
             "030_views.sql",
             "040_row_level_security.sql",
+            "050_tenant_privacy.sql",
         ]
     assert not by_type(resources, "pulumi-python:dynamic/postgres:TenantRole")[0].options.protect

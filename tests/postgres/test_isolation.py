@@ -9,7 +9,7 @@ import pytest
 from psycopg import errors
 
 from components.catalog import TENANT_TABLES
-from tests.postgres.conftest import Platform, Tenant, grant_props, make_rut
+from tests.postgres.conftest import Platform, Tenant, make_rut
 
 ALPHA = make_rut(76100001)
 BRAVO = make_rut(76100002)
@@ -67,9 +67,13 @@ def assert_isolated(platform: Platform, me: Tenant, other: Tenant, my_rows: int)
     with platform.as_tenant(me) as conn:
         for table in TENANT_TABLES:
             assert ruts_visible(conn, table) == {me.rut: my_rows}, table
-        assert conn.execute("SELECT rut FROM tenants").fetchall() == [(me.rut,)]
-        assert conn.execute("SELECT rut FROM tenant_overview").fetchall() == [(me.rut,)]
-        assert {r[0] for r in conn.execute("SELECT tenant_rut FROM tenant_domains")} == {me.rut}
+        assert conn.execute("SELECT rut, slug FROM tenant_overview").fetchall() == [(me.rut, me.slug)]
+        # Naming another role does not help: the caller must be that role.
+        assert conn.execute("SELECT rut FROM tenant_overview_rows(%s)", (other.role_name,)).fetchall() == []
+        assert conn.execute("SELECT rut FROM tenant_overview_rows('smarteros_owner')").fetchall() == []
+        for registry in ("tenants", "tenant_products", "tenant_domains"):
+            with pytest.raises(errors.InsufficientPrivilege, match="permission denied"):
+                conn.execute(psycopg.sql.SQL("SELECT 1 FROM {}").format(psycopg.sql.Identifier(registry)))
         # Its own binding and nobody else's.
         assert conn.execute("SELECT role_name, tenant_rut FROM tenant_roles").fetchall() == [(me.role_name, me.rut)]
         # Writing a row for the other tenant is refused by the policy's WITH CHECK.
@@ -124,7 +128,7 @@ def test_role_settings_reach_the_session(platform: Platform, tenants: tuple[Tena
 
 def test_isolation_holds_after_a_privileges_update(platform: Platform, tenants: tuple[Tenant, Tenant]) -> None:
     alpha, bravo = tenants
-    platform.update(alpha.grants, grant_props(alpha.rut, tables=["contacts", "orders"], privileges=["select"]))
+    platform.update(alpha.grants, alpha.grant_props(tables=["contacts", "orders"], privileges=["select"]))
     try:
         assert platform.diff(alpha.grants).changes is False
         with platform.as_tenant(alpha) as conn:
@@ -135,7 +139,7 @@ def test_isolation_holds_after_a_privileges_update(platform: Platform, tenants: 
             conn.execute("INSERT INTO orders (tenant_rut) VALUES (%s)", (alpha.rut,))
         assert_isolated(platform, bravo, alpha, 2)
     finally:
-        platform.update(alpha.grants, grant_props(alpha.rut))
+        platform.update(alpha.grants, alpha.grant_props())
     assert_isolated(platform, alpha, bravo, 3)
 
 
@@ -160,7 +164,7 @@ def test_a_role_without_binding_sees_nothing(platform: Platform, tenants: tuple[
         with platform.as_tenant(alpha) as conn:
             for table in TENANT_TABLES:
                 assert ruts_visible(conn, table) == {}, table
-            assert conn.execute("SELECT count(*) FROM tenants").fetchone() == (0,)
+            assert conn.execute("SELECT count(*) FROM tenant_overview").fetchone() == (0,)
             with pytest.raises(errors.InsufficientPrivilege, match="row-level security"):
                 conn.execute("INSERT INTO events (tenant_rut, kind) VALUES (%s, 'x')", (alpha.rut,))
     finally:

@@ -31,11 +31,12 @@ from tests.postgres.conftest import (
     server_log_tail,
 )
 
-STATEMENT = re.compile(r"LOG:\s+statement: ")
+STATEMENT = re.compile(r"LOG:\s+(statement|smarteros_admin): ")
 
 
 def provisioner_statements(platform: Platform, offset: int) -> list[str]:
-    """Statements the provisioner sent since ``offset`` that log_statement=mod records (writes and DDL)."""
+    """Statements the provisioner sent since ``offset`` that log_statement=mod records (writes and DDL), and
+    the role changes the smarteros_admin functions made for it."""
     return [line for line in server_log_tail(platform.server, offset).splitlines() if STATEMENT.search(line)]
 
 
@@ -61,7 +62,7 @@ def test_onboarding_does_not_wait_for_open_transactions_on_shared_tables(platfor
         with platform.admin() as admin:
             admin.execute(sql.SQL("ALTER ROLE {} SET lock_timeout = '5s'").format(sql.Identifier(PROVISIONER)))
     with platform.as_tenant(tenant) as conn:
-        assert conn.execute("SELECT rut FROM tenants").fetchall() == [(rut,)]
+        assert conn.execute("SELECT rut FROM tenant_overview").fetchall() == [(rut,)]
     platform.offboard(tenant)
 
 
@@ -102,7 +103,9 @@ def test_drift_made_by_hand_is_read_back_and_repaired(platform: Platform) -> Non
         admin.execute(sql.SQL("REVOKE SELECT ON contacts FROM {}").format(role))
         admin.execute(sql.SQL("ALTER ROLE {} CONNECTION LIMIT 50").format(role))
         admin.execute(sql.SQL("ALTER ROLE {} SET statement_timeout = '5min'").format(role))
-        admin.execute(sql.SQL("REVOKE tenant_members FROM {}").format(role))
+        # From 16 on a membership is revoked by (or on behalf of) its grantor.
+        by = sql.SQL(" GRANTED BY smarteros_role_admin" if platform.version == "pg16" else "")
+        admin.execute(sql.SQL("REVOKE tenant_members FROM {}{}").format(role, by))
         admin.execute("UPDATE tenant_roles SET tenant_rut = %s WHERE role_name = %s", (other, tenant.role_name))
 
     _, grants = platform.refresh(tenant.grants)
@@ -188,24 +191,33 @@ def test_hostile_names_fail_validation_or_are_quoted(platform: Platform) -> None
 
 def test_create_refuses_an_unmarked_role_and_import_adopts_it(platform: Platform) -> None:
     rut = make_rut(76200006)
-    name = f"tenant_{rut.replace('-', '_').lower()}"
     with platform.admin() as admin:
+        row = admin.execute("SELECT smarteros_admin.tenant_role_name(%s)", (rut,)).fetchone()
+        assert row is not None
+        name = str(row[0])
         admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
         admin.execute(sql.SQL("COMMENT ON ROLE {} IS 'made by hand'").format(sql.Identifier(name)))
+        if platform.version == "pg16":  # README: from 16 on, a hand-made role is adopted after this grant
+            admin.execute(
+                sql.SQL("GRANT {} TO smarteros_role_admin WITH ADMIN TRUE, INHERIT FALSE, SET FALSE").format(
+                    sql.Identifier(name)
+                )
+            )
     role = Resource(
         TenantRoleProvider(), urn("pulumi-python:dynamic/postgres:TenantRole", f"{rut}-role"), role_props(rut)
     )
     with pytest.raises(ProviderCallError) as failure:
         platform.create(role)
-    assert "import_" in failure.value.message
+    assert f"import_={rut!r}" in failure.value.message
     assert name in failure.value.message
     assert f"tenant {rut}" in failure.value.message
     with platform.admin() as admin:
         assert admin.execute(
             "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = %s", (name,)
         ).fetchone() == ("made by hand",)
-    # Adopting with import_: the engine reads with the program's inputs, then diffs and updates.
-    found, outputs, _ = platform.host.read(role.provider, name, role.urn, {}, role.inputs)
+    # Adopting with import_ (the id is the RUT): the engine reads with the program's inputs, then diffs
+    # and updates; the read answers with the role's name as the id.
+    found, outputs, _ = platform.host.read(role.provider, rut, role.urn, {}, role.inputs)
     assert found == name
     assert outputs["comment"] == "made by hand"
     role.id, role.outputs = found, outputs
@@ -263,7 +275,9 @@ def test_secrets_stay_out_of_logs_state_and_errors(platform: Platform, provider_
     logs = platform.host.logs() + server_log_tail(platform.server, offset)
     assert platform.provisioner_password not in logs
     assert tenant.password not in logs  # the server only ever sees the SCRAM verifier
-    assert "SCRAM-SHA-256$" in server_log_tail(platform.server, offset)
+    # The role changes are logged, the verifier withheld: the log does record them.
+    assert f"smarteros_admin: CREATE ROLE {tenant.role_name} " in logs
+    assert "PASSWORD (verifier withheld)" in logs and "SCRAM-SHA-256$" not in logs
     # A wrong provisioning password: short message, tenant and system named, no credential.
     wrong = "wrong-" + platform.provisioner_password[:8]
     host = provider_host_factory(provider_config(platform.server, wrong), fresh=True)

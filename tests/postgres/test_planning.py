@@ -20,12 +20,13 @@ from components.providers.postgres import (
     diff_schema,
     ownership_marker,
     plan_grants,
+    role_marker,
     settings_from_config,
     timeout_ms,
     validate,
 )
 from tests.harness.provider_host import ProviderHost, secret_leaks
-from tests.postgres.conftest import STACK, grant_props, record_props, role_props
+from tests.postgres.conftest import STACK, grant_props, record_props, role_props, sample_role_name
 
 RUT = "76953480-6"
 
@@ -35,7 +36,8 @@ def role_outputs(**extra):
         **role_props(RUT),
         "member_of": [GROUP],
         "attributes": dict(ROLE_ATTRIBUTES),
-        "comment": ownership_marker(STACK, RUT),
+        "role_name": sample_role_name(RUT),
+        "comment": role_marker(STACK),
         "password": "generated",
         **extra,
     }
@@ -50,9 +52,11 @@ def test_a_wrong_check_digit_names_the_field_and_the_expected_digit() -> None:
     assert failures == [("tenant_rut", "RUT '76953480-5' has check digit 5, expected 6")]
 
 
-def test_the_role_name_must_be_the_ruts() -> None:
-    failures = validate(RoleInputs, role_props(RUT, role_name="tenant_11111111_1"), "role")
-    assert failures == [("RoleInputs", "role_name must be 'tenant_76953480_6' for tenant 76953480-6")]
+def test_the_role_name_is_an_output_not_an_input() -> None:
+    # The database computes the name; a program cannot choose it (an old state's input is left out).
+    assert validate(RoleInputs, role_props(RUT, role_name="tenant_11111111_1"), "role") == []
+    failures = validate(RoleInputs, role_props(RUT, owner="postgres"), "role")
+    assert failures == [("owner", "Extra inputs are not permitted")]
 
 
 @pytest.mark.parametrize(
@@ -61,7 +65,6 @@ def test_the_role_name_must_be_the_ruts() -> None:
         ("statement_timeout", "30 seconds; DROP"),
         ("connection_limit", 100000),
         ("stack", "x'; --"),
-        ("role_name", 'tenant_1"; DROP ROLE x; --'),
     ],
 )
 def test_bad_role_values_are_failures_not_exceptions(field, value) -> None:
@@ -105,7 +108,14 @@ def test_limit_and_timeout_update_in_place() -> None:
 def test_a_new_identity_replaces_the_role_deleting_the_old_one_first() -> None:
     other = "11111111-1"
     change = diff_role(role_outputs(), role_props(other))
-    assert change.replaces == ("role_name", "tenant_rut")
+    assert change.replaces == ("tenant_rut",)
+    assert change.delete_before_replace is True
+
+
+def test_a_role_named_after_its_rut_by_an_earlier_version_is_replaced() -> None:
+    legacy = role_outputs(role_name="tenant_76953480_6", comment=ownership_marker(STACK, RUT))
+    change = diff_role(legacy, role_props(RUT))
+    assert change.replaces == ("role_name",)
     assert change.delete_before_replace is True
 
 
@@ -134,7 +144,7 @@ def test_grant_order_does_not_matter_and_changes_are_in_place() -> None:
     assert fewer.fields == ("privileges",) and fewer.replaces == ()
     drifted = {**outputs, "granted": {**outputs["granted"], "contacts": ["select"]}}
     assert diff_grants(drifted, grant_props(RUT)).fields == ("granted",)
-    assert diff_grants(outputs, {**grant_props(RUT), "role_name": "tenant_1_9"}).replaces == ("role_name",)
+    assert diff_grants(outputs, {**grant_props(RUT), "role_name": sample_role_name("1-9")}).replaces == ("role_name",)
 
 
 def test_grant_plan_is_exactly_the_difference() -> None:
@@ -151,7 +161,7 @@ def test_no_privileges_means_no_grants() -> None:
 
 
 def test_binding_record_and_schema_diffs() -> None:
-    binding = {"role_name": "tenant_76953480_6", "tenant_rut": RUT}
+    binding = {"role_name": sample_role_name(RUT), "tenant_rut": RUT}
     assert diff_binding(binding, binding).changes is False
     assert diff_binding(binding, {**binding, "tenant_rut": "11111111-1"}).fields == ("tenant_rut",)
     record = record_props(RUT, "demo")
@@ -198,7 +208,11 @@ def test_a_configured_provider_serialises_without_its_credentials() -> None:
 def test_importing_an_id_that_is_not_a_tenant_role_says_what_an_id_looks_like() -> None:
     from components.providers.postgres import PostgresError, rut_of_role
 
-    assert rut_of_role("tenant_10000013_k") == "10000013-K"
+    assert rut_of_role("tenant_10000013_k") == "10000013-K"  # an earlier version's name
+    assert rut_of_role("10000013-K") == "10000013-K"
     with pytest.raises(PostgresError) as failure:
         rut_of_role("postgres")
-    assert str(failure.value) == "'postgres' is not a tenant role id; tenant role ids look like tenant_76953480_6"
+    assert str(failure.value) == (
+        "'postgres' is not a tenant role id; import a tenant role by its tenant's RUT (76953480-6) or by its "
+        "role name together with the program's inputs"
+    )

@@ -67,7 +67,7 @@ def test_the_provisioner_is_no_superuser_and_cannot_bypass_rls(platform: Platfor
             "SELECT rolsuper, rolcreaterole, rolbypassrls, rolcreatedb FROM pg_roles WHERE rolname = %s",
             (PROVISIONER,),
         ).fetchone()
-    assert row == (False, True, False, False)
+    assert row == (False, False, False, False)
 
 
 def test_reapplying_the_schema_is_idempotent_and_deleting_it_drops_nothing(platform: Platform) -> None:

@@ -63,7 +63,8 @@ def test_stack_outputs_name_each_tenants_hostnames_path_role_and_workspace(prod:
     demo = exported["11111111-1"]
     assert demo["hostnames"] == ["demo.smarterbot.cl", "demo-chat.smarterbot.cl", "demo-erp.smarterbot.cl"]
     assert demo["vault_path"] == "secret/tenants/11111111-1"
-    assert demo["role_name"] == "tenant_11111111_1"
+    # The database names the role at apply time (a keyed hash of the RUT): under mocks it is not known yet.
+    assert demo.get("role_name") is None
     assert exported["0-0"]["hostnames"] == ["smartermcp.smarterbot.cl", "smartermcp-automation.smarterbot.cl"]
 
 

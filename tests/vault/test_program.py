@@ -45,7 +45,9 @@ def test_each_shipped_tenant_gets_one_secret_per_service_a_policy_and_an_approle
         postgres = one(secrets, name=f"{rut}-postgres")
         provided = postgres.inputs["provided"]
         assert provided.get(rpc._special_sig_key) == rpc._special_secret_sig, "the database login goes as a secret"
-        assert sorted(provided["value"]) == ["password", "username"]
+        # The username is the role's name, which the database computes at apply time: under mocks it is
+        # not known yet and the mock engine leaves the key out.
+        assert sorted(provided["value"]) == ["password"]
         policy = one(inside, type=POLICY)
         approle = one(inside, type=APPROLE)
         assert policy.name == f"{rut}-policy" and policy.inputs["rut"] == rut
