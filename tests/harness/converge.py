@@ -193,9 +193,13 @@ def write_tenants(folder: Path, bodies: Sequence[int]) -> list[str]:
 # Requests the servers received
 # --------------------------------------------------------------------------------------------------
 
-# One logged statement: "LOG:  statement: ..." (simple protocol) or "LOG:  execute <name>: ..." (extended),
-# running on until the next line that starts with a timestamp.
-_PG_STATEMENT = re.compile(r"LOG:\s+(?:statement|execute [^:\n]*):\s*(.*?)(?=\n\d{4}-\d\d-\d\d |\Z)", re.DOTALL)
+# One logged statement: "LOG:  statement: ..." (simple protocol), "LOG:  execute <name>: ..." (extended), or
+# "LOG:  smarteros_admin: ..." (a role change made inside the SECURITY DEFINER functions of
+# sql/provisioner.sql, which the provisioner calls with a SELECT), running on until the next line that
+# starts with a timestamp.
+_PG_STATEMENT = re.compile(
+    r"LOG:\s+(?:statement|execute [^:\n]*|smarteros_admin):\s*(.*?)(?=\n\d{4}-\d\d-\d\d |\Z)", re.DOTALL
+)
 _SQL_COMMENT = re.compile(r"--[^\n]*")
 _PG_READS = frozenset({"SELECT", "SHOW", "SET", "RESET", "BEGIN", "COMMIT", "ROLLBACK", "START", "DISCARD"})
 _VAULT_WRITES = frozenset({"create", "update", "delete"})

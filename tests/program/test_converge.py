@@ -158,7 +158,7 @@ def test_each_tenant_role_sees_only_its_own_rows_and_cannot_write_another_tenant
     for spec in tenants:
         other = next(t.rut for t in tenants if t.rut != spec.rut)
         with connect_as(servers, database_login(servers, spec.rut)) as conn:
-            assert [r[0] for r in conn.execute("SELECT rut FROM tenants")] == [spec.rut]
+            assert [r[0] for r in conn.execute("SELECT rut FROM tenant_overview")] == [spec.rut]
             tables = [t for t in SEEDED_TABLES if t in spec.database.tables]
             assert tables, f"tenant {spec.rut} has none of {SEEDED_TABLES}"
             for table in tables:
