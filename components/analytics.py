@@ -8,9 +8,13 @@ Isolation on Metabase OSS rests on three things, all built here:
    to ``no`` on it, and a refresh reports any group that gains access;
 3. only the tenant's two groups can see its collection: every other group is set to ``none`` on it.
 
-The platform side runs first: All Users ``none`` on the root and "Tenants" collections and ``no`` query
-access on every database. Metabase gives a new group All Users' level on every database and a new database
-each group's lowest existing level, so that ordering keeps every fresh tenant group and database closed.
+The platform side runs first: All Users ``none`` on the root collection, every group but Administrators
+``none`` on the "Tenants" collection, and All Users ``no`` query access on every database. Metabase gives a new
+group All Users' level on every database, so every group created later starts closed. Ordering alone does not
+close a new database (Metabase gives each group its lowest existing level, or native queries to a group with no
+permission rows at all) nor a new collection (it copies its parent's permissions): the provider call that
+creates a tenant's connection or collection closes it to every group but the tenant's two and Administrators
+before it returns, and deletes a fresh connection it cannot close.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from .config import StackConfig
 from .naming import metabase_group_name
 from .providers.base import stack_marker
 from .providers.metabase import (
-    ALL_USERS_GROUP_ID,
+    ALL_USERS,
     Collection,
     CollectionIsolation,
     CollectionPermission,
@@ -95,7 +99,7 @@ class SharedAnalytics(pulumi.ComponentResource):
         )
         root_closed = CollectionPermission(
             f"{name}-all-users-root-collection",
-            group_id=ALL_USERS_GROUP_ID,
+            group_id=ALL_USERS,
             collection_id="root",
             level="none",
             tenant=None,
@@ -103,17 +107,25 @@ class SharedAnalytics(pulumi.ComponentResource):
         )
         tenants_closed = CollectionPermission(
             f"{name}-all-users-tenants-collection",
-            group_id=ALL_USERS_GROUP_ID,
+            group_id=ALL_USERS,
             collection_id=tenants.collection_id,
             level="none",
             tenant=None,
             opts=child,
         )
+        # Every group but Administrators closed on "Tenants", so a tenant collection is born closed.
+        tenants_isolated = CollectionIsolation(
+            f"{name}-tenants-collection-isolation",
+            collection_id=tenants.collection_id,
+            allowed_group_ids=[],
+            tenant=None,
+            opts=child,
+        )
         lockdown = DatabaseAccessLockdown(
             f"{name}-all-users-no-queries",
-            group_id=ALL_USERS_GROUP_ID,
+            group_id=ALL_USERS,
             level="no",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[root_closed, tenants_closed]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[root_closed, tenants_closed, tenants_isolated]),
         )
         self.tenants_collection_id = tenants.collection_id.apply(_int)
         self.ready = lockdown
@@ -150,10 +162,11 @@ class Analytics(pulumi.ComponentResource):
 
         groups = {
             kind: PermissionsGroup(
-                f"{rut}-{kind}", group_name=metabase_group_name(rut, kind), tenant=rut, opts=child
+                f"{rut}-{kind}", group_name=metabase_group_name(rut, kind), tenant=rut, stack=stack_marker(), opts=child
             )
             for kind in GROUP_KINDS
         }
+        allowed = [group.group_id for group in groups.values()]
         collection = Collection(
             f"{rut}-collection",
             collection_name=spec.collection_name,
@@ -161,6 +174,7 @@ class Analytics(pulumi.ComponentResource):
             tenant=rut,
             stack=stack_marker(),
             description=collection_description(rut, spec.name),
+            allowed_group_ids=allowed,
             opts=pulumi.ResourceOptions(parent=self, depends_on=after_platform, protect=config.protect),
         )
         for kind, group in groups.items():
@@ -194,6 +208,7 @@ class Analytics(pulumi.ComponentResource):
             additional_options=target.additional_options,
             tenant=rut,
             stack=stack_marker(),
+            allowed_group_ids=allowed,
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=[*after_platform, *args.database_access],

@@ -3,8 +3,10 @@
 - PostgreSQL: the shared schema of ``sql/``, the ``tenant_members`` group role, the ``tenant_roles``
   mapping table and one row-level-security policy per tenant-owned table (retained on delete: the
   platform never drops a table).
-- Metabase: the "Tenants" parent collection, locked to All Users, and All Users set to no query access
-  on every database before any tenant database exists, so new databases and groups inherit ``no``.
+- Metabase: the "Tenants" parent collection, closed to every group but Administrators (so tenant collections
+  are born closed), the root collection closed to All Users, and All Users set to no query access on every
+  database (so every group created later starts with ``no``). A new database still opens to groups by
+  Metabase's defaults: the tenant's connection closes itself when it is created.
 
 Tenants depend on :class:`PlatformRefs`, never on each other.
 """

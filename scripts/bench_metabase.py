@@ -1,12 +1,12 @@
-"""Benchmark: a no-change pass over N tenants' Metabase resources issues only reads.
+"""Benchmark: a no-change pass over N tenants' Metabase resources issues only reads, and what it costs per tenant.
 
-Starts the Metabase test double (connection checks off: no PostgreSQL needed) and a real provider host,
-converges the platform scaffolding and N tenants' workspaces through Check/Create, then runs the pass a
-no-change ``pulumi up --refresh`` makes: Check, Read and Diff for every resource. It prints the requests of
-each phase per HTTP method and per tenant, and fails (exit 1) if the second pass reported a change or
-issued anything but GET.
+For each fleet size, starts the Metabase test double (connection checks off: no PostgreSQL needed) and a real
+provider host, converges the platform scaffolding and N tenants' workspaces through Check/Create, then runs the
+pass a no-change ``pulumi up --refresh`` makes: Check, Read and Diff for every resource. It prints the requests
+and the bytes Metabase answered per tenant on that pass (per endpoint too), and fails (exit 1) if the second
+pass reported a change or issued anything but GET.
 
-    .venv/bin/python scripts/bench_metabase.py --tenants 100
+    .venv/bin/python scripts/bench_metabase.py --tenants 100 1000
 """
 
 from __future__ import annotations
@@ -73,11 +73,13 @@ def second_pass(host: ProviderHost, res: Res) -> bool:
     checked = host.check(res.provider, res.urn, res.inputs, res.news)
     found, outputs, _ = host.read(res.provider, res.id, res.urn, res.outputs)
     assert found == res.id, f"{res.name} disappeared"
+    res.outputs = outputs  # what a refresh writes back into the state
     diff = host.diff(res.provider, res.id, res.urn, outputs, checked.inputs)
     return bool(diff.changes)
 
 
 def tenant_resources(host: ProviderHost, rut: str, tenants_collection: int) -> list[Res]:
+    """What the Analytics component registers for one tenant."""
     name = f"Empresa {rut}"
     made: list[Res] = []
     groups = {}
@@ -104,6 +106,7 @@ def tenant_resources(host: ProviderHost, rut: str, tenants_collection: int) -> l
                 "parent_id": tenants_collection,
                 "description": collection_description(rut, name),
                 "tenant": rut,
+                "allowed_group_ids": allowed,
             },
         ),
     )
@@ -148,6 +151,7 @@ def tenant_resources(host: ProviderHost, rut: str, tenants_collection: int) -> l
                 "ssl": True,
                 "additional_options": "prepareThreshold=0",
                 "tenant": rut,
+                "allowed_group_ids": allowed,
             },
         ),
     )
@@ -183,12 +187,64 @@ def tenant_resources(host: ProviderHost, rut: str, tenants_collection: int) -> l
     return made
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tenants", type=int, default=100)
-    args = parser.parse_args(argv)
+@dataclass
+class Figures:
+    """One no-change pass (Check, Read, Diff of every resource), per tenant."""
 
-    double = MetabaseDouble(check_connections=False).start()
+    seconds: float
+    requests_per_tenant: list[int]
+    bytes_per_tenant: list[int]
+    by_endpoint: Counter[str]
+    bytes_by_endpoint: Counter[str]
+    platform: Counter[str]
+    non_get: int
+    changed: list[str]
+
+
+@dataclass
+class Run:
+    tenants: int
+    resources: int
+    converge_seconds: float
+    passes: list[Figures]
+
+
+def measure_pass(
+    double: MetabaseDouble, host: ProviderHost, platform: list[Res], ruts: list[str], by_tenant: dict[str, list[Res]]
+) -> Figures:
+    began = time.perf_counter()
+    changed: list[str] = []
+    requests_per_tenant: list[int] = []
+    bytes_per_tenant: list[int] = []
+    by_endpoint: Counter[str] = Counter()
+    bytes_by_endpoint: Counter[str] = Counter()
+    with double.recording() as calls:
+        for res in platform:
+            if second_pass(host, res):
+                changed.append(res.name)
+    platform_counts = Counter(method for method, _ in calls)
+    non_get = sum(v for k, v in platform_counts.items() if k != "GET")
+    for rut in ruts:
+        start = len(double.bytes_sent)
+        with double.recording() as calls:
+            for res in by_tenant[rut]:
+                if second_pass(host, res):
+                    changed.append(res.name)
+        answered = double.bytes_sent[start:]
+        requests_per_tenant.append(len(calls))
+        bytes_per_tenant.append(sum(size for _, _, size in answered))
+        non_get += sum(1 for method, _ in calls if method != "GET")
+        by_endpoint.update(f"{method} {_shape(path)}" for method, path in calls)
+        for method, path, size in answered:
+            bytes_by_endpoint[f"{method} {_shape(path)}"] += size
+    return Figures(
+        time.perf_counter() - began, requests_per_tenant, bytes_per_tenant, by_endpoint, bytes_by_endpoint,
+        platform_counts, non_get, changed,
+    )
+
+
+def run(tenants: int) -> Run:
+    double = MetabaseDouble(check_connections=False, ssl_available=True).start()
     host = ProviderHost().start()
     try:
         host.configure({"smarteros:metabase": {"url": double.url}, "smarteros:metabaseApiKey": double.api_key})
@@ -216,6 +272,17 @@ def main(argv: list[str] | None = None) -> int:
             create(
                 host,
                 Res(
+                    mb.CollectionIsolationProvider(),
+                    mb.CollectionIsolation,
+                    "platform-tenants-collection-isolation",
+                    {"collection_id": tenants_collection, "allowed_group_ids": []},
+                ),
+            )
+        )
+        platform.append(
+            create(
+                host,
+                Res(
                     mb.DatabaseAccessLockdownProvider(),
                     mb.DatabaseAccessLockdown,
                     "platform-all-users-no-queries",
@@ -223,56 +290,46 @@ def main(argv: list[str] | None = None) -> int:
                 ),
             )
         )
-        ruts = [f"{b}-{cl_rut.calc_check_digit(str(b))}" for b in range(76_000_000, 76_000_000 + args.tenants)]
-        by_tenant: dict[str, list[Res]] = {}
-        first_counts: Counter[str] = Counter()
-        with double.recording() as calls:
-            for rut in ruts:
-                by_tenant[rut] = tenant_resources(host, rut, tenants_collection)
-        first_counts.update(method for method, _ in calls)
+        ruts = [f"{b}-{cl_rut.calc_check_digit(str(b))}" for b in range(76_000_000, 76_000_000 + tenants)]
+        by_tenant = {rut: tenant_resources(host, rut, tenants_collection) for rut in ruts}
         first_seconds = time.perf_counter() - began
         resources = sum(len(v) for v in by_tenant.values())
 
-        began = time.perf_counter()
-        changed: list[str] = []
-        per_tenant: list[Counter[str]] = []
-        second_counts: Counter[str] = Counter()
-        second_paths: Counter[str] = Counter()
-        with double.recording() as calls:
-            for res in platform:
-                if second_pass(host, res):
-                    changed.append(res.name)
-        platform_counts = Counter(method for method, _ in calls)
-        second_counts.update(platform_counts)
-        for rut in ruts:
-            with double.recording() as calls:
-                for res in by_tenant[rut]:
-                    if second_pass(host, res):
-                        changed.append(res.name)
-            counts = Counter(method for method, _ in calls)
-            per_tenant.append(counts)
-            second_counts.update(counts)
-            second_paths.update(_shape(path) for _, path in calls)
-        second_seconds = time.perf_counter() - began
+        passes = [measure_pass(double, host, platform, ruts, by_tenant) for _ in range(2)]
     finally:
         host.close()
         double.stop()
+    return Run(tenants, resources, first_seconds, passes)
 
-    gets = [c["GET"] for c in per_tenant]
-    print(f"tenants: {args.tenants}; resources: {resources} tenant + {len(platform)} platform")
-    print(f"first pass (create): {first_seconds:.1f}s; requests by method: {dict(sorted(first_counts.items()))}")
-    second = dict(sorted(second_counts.items()))
-    print(f"second pass (check/read/diff): {second_seconds:.1f}s; requests by method: {second}")
-    print(f"  platform: {dict(platform_counts)}")
-    print(
-        f"  per tenant: GET min {min(gets)} / max {max(gets)} / mean {sum(gets) / len(gets):.1f}; "
-        f"non-GET total {sum(sum(v for k, v in c.items() if k != 'GET') for c in per_tenant)}"
-    )
-    print("  per tenant by endpoint:", {k: v / args.tenants for k, v in sorted(second_paths.items())})
-    print(f"  resources reporting a change: {len(changed)} {changed[:5]}")
-    only_gets = set(second_counts) <= {"GET"}
-    print("RESULT:", "ok" if only_gets and not changed else "FAILED")
-    return 0 if only_gets and not changed else 1
+
+def report(run: Run) -> bool:
+    n = run.tenants
+    print(f"== {n} tenants: {run.resources} tenant resources; converge {run.converge_seconds:.1f}s")
+    ok = True
+    titles = ("first refresh after the converge", "steady no-change pass (refresh state written back)")
+    for title, f in zip(titles, run.passes, strict=True):
+        reqs, sent = f.requests_per_tenant, f.bytes_per_tenant
+        print(f"  {title}: {f.seconds:.1f}s")
+        print(f"    requests per tenant: mean {sum(reqs) / n:.2f} (min {min(reqs)}, max {max(reqs)})")
+        print(f"    bytes per tenant:    mean {sum(sent) / n:,.0f} (min {min(sent):,}, max {max(sent):,})")
+        print(f"    platform: {dict(f.platform)}")
+        for endpoint in sorted(f.by_endpoint):
+            print(
+                f"      {endpoint}: {f.by_endpoint[endpoint] / n:.2f} requests, "
+                f"{f.bytes_by_endpoint[endpoint] / n:,.0f} bytes per tenant"
+            )
+        print(f"    resources reporting a change: {len(f.changed)} {f.changed[:5]}; non-GET requests: {f.non_get}")
+        ok = ok and not f.changed and f.non_get == 0
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tenants", type=int, nargs="+", default=[100, 1000])
+    args = parser.parse_args(argv)
+    ok = all([report(run(n)) for n in args.tenants])
+    print("RESULT:", "ok" if ok else "FAILED")
+    return 0 if ok else 1
 
 
 def _shape(path: str) -> str:

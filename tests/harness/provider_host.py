@@ -387,8 +387,9 @@ class ProviderHost:
 
     @staticmethod
     def serialized(provider: Any) -> str:
-        """The provider exactly as ``pulumi.dynamic.Resource`` stores it under ``__provider``."""
-        return serialize_provider(provider)
+        """The provider exactly as ``pulumi.dynamic.Resource`` stores it under ``__provider`` (a string is taken
+        as already serialised, e.g. a provider from an older state file)."""
+        return provider if isinstance(provider, str) else serialize_provider(provider)
 
     def _props(self, provider: Any, props: Mapping[str, Any]) -> struct_pb2.Struct:
         if PROVIDER_KEY in props:

@@ -45,6 +45,22 @@ def metabase_double() -> Iterator[MetabaseDouble]:
         double.stop()
 
 
+@pytest.fixture(scope="session")
+def bare_double() -> Iterator[MetabaseDouble]:
+    """A Metabase whose Sample Database was removed: groups made before any database have no permission rows."""
+    double = MetabaseDouble(sample_database=False).start()
+    try:
+        yield double
+    finally:
+        double.stop()
+
+
+@pytest.fixture
+def bare_host(bare_double: MetabaseDouble, provider_host_factory: Any) -> ProviderHost:
+    """A provider host configured for :func:`bare_double`."""
+    return provider_host_factory(MetabaseTarget(bare_double.url, bare_double.api_key, bare_double).config())
+
+
 @pytest.fixture(
     scope="session", params=["double", pytest.param("live", marks=pytest.mark.live_metabase)]
 )

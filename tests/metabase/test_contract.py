@@ -385,7 +385,7 @@ def test_database_connection_failure_quotes_metabase(
     reason = failure.value.reason
     assert reason.startswith(f"tenant {rut}: Metabase answered 400 to POST /api/database ")
     assert '"password": "[secret]"' in reason
-    assert f'password authentication failed for user "{role}"' in reason
+    assert reason.endswith(": Looks like your password is incorrect.")  # Metabase's humanised message
     assert wrong not in failure.value.details
 
 
@@ -470,7 +470,12 @@ def test_data_edge_lifecycle(double_host: ProviderHost, metabase_double: Any) ->
     metabase_double.hand_set_query_level(int(owners.id), dbid, "no")
     with metabase_double.recording() as calls:
         edge.refresh()
-    assert calls == [("GET", f"/api/permissions/graph/db/{dbid}")]
+    assert calls == [
+        ("GET", f"/api/database/{dbid}"),  # the slice answers 200 for a database that does not exist
+        ("GET", f"/api/permissions/group/{owners.id}"),
+        ("GET", "/api/permissions/graph/group/2147483647"),  # the revision: it changed, so read the slice
+        ("GET", f"/api/permissions/graph/db/{dbid}"),
+    ]
     assert edge.outputs["level"] == "no" and edge.diff().changes is True
     edge.update(edge.inputs)
     assert query_level(metabase_double.data_graph(), int(owners.id), dbid) == "query-builder-and-native"
@@ -508,16 +513,32 @@ def test_group_create_retries_a_500(double_host: ProviderHost, metabase_double: 
     assert metabase_double.group_named(f"tenant {rut} owners")["id"] == int(group.id)
 
 
-def test_a_gateway_error_on_create_is_not_sent_again(double_host: ProviderHost, metabase_double: Any) -> None:
-    """A 502 may hide a create that went through: sending it again could make a second group."""
+def test_a_create_that_failed_before_the_write_is_looked_up_then_sent_again(
+    double_host: ProviderHost, metabase_double: Any
+) -> None:
+    """A 502 from a proxy: nothing was written, the lookup finds nothing, so the create is sent once more."""
     rut = fake_rut()
     metabase_double.fail_next("POST", "/api/permissions/group", 502)
-    before = len(metabase_double.requests)
-    with pytest.raises(ProviderCallError) as failure:
-        _group(double_host, rut)
-    posts = [r for r in metabase_double.requests[before:] if r == ("POST", "/api/permissions/group")]
-    assert len(posts) == 1
-    assert failure.value.reason.startswith(f"tenant {rut}: Metabase answered 502 to POST /api/permissions/group")
+    with metabase_double.recording() as calls:
+        group = _group(double_host, rut)
+    assert calls == [
+        ("GET", "/api/permissions/group"),
+        ("POST", "/api/permissions/group"),  # 502
+        ("GET", "/api/permissions/group"),  # nothing there
+        ("POST", "/api/permissions/group"),
+    ]
+    assert metabase_double.group_named(f"tenant {rut} owners")["id"] == int(group.id)
+
+
+def test_a_500_after_the_write_is_never_resent(double_host: ProviderHost, metabase_double: Any) -> None:
+    """Metabase inserts, then an event handler fails: the group exists, and the provider finds it."""
+    rut = fake_rut()
+    metabase_double.fail_next("POST", "/api/permissions/group", 500, after_write=True)
+    with metabase_double.recording() as calls:
+        group = _group(double_host, rut)
+    assert calls.count(("POST", "/api/permissions/group")) == 1
+    named = [g for g in metabase_double.state.groups.values() if g["name"] == f"tenant {rut} owners"]
+    assert [g["id"] for g in named] == [int(group.id)]
 
 
 def test_persistent_500_names_the_tenant_and_the_answer(double_host: ProviderHost, metabase_double: Any) -> None:
@@ -583,7 +604,11 @@ def test_database_isolation_closes_every_other_group(double_host: ProviderHost, 
     metabase_double.hand_set_query_level(int(outsider.id), dbid, "query-builder")
     with metabase_double.recording() as calls:
         iso.refresh()
-    assert calls == [("GET", f"/api/permissions/graph/db/{dbid}")]
+    assert calls == [
+        ("GET", "/api/permissions/graph/group/2147483647"),
+        ("GET", f"/api/permissions/graph/db/{dbid}"),
+        ("GET", f"/api/database/{dbid}"),
+    ]
     assert iso.outputs["open_groups"] == [int(outsider.id)]
     assert iso.diff().changes is True
     iso.update(iso.inputs)
@@ -708,3 +733,23 @@ def test_two_tenants_edges_written_at_once_both_land(double_host: ProviderHost, 
         gid = int(groups[rut].id)
         assert collection_level(cgraph, gid, int(cols[rut].id)) == "write", rut
         assert query_level(dgraph, gid, dbs[rut]) == "query-builder", rut
+
+
+def test_all_users_is_named_by_its_magic_group_type(double_host: ProviderHost, metabase_double: Any) -> None:
+    """Metabase identifies its built-in groups by ``magic_group_type``; state written with the id 1 stays
+    unchanged when the program names the group ``all-internal-users``."""
+    lock = Driven(double_host, DatabaseAccessLockdownProvider(), DatabaseAccessLockdown, "all-users-no-queries")
+    lock.create({"group_id": "all-internal-users", "level": "no"})
+    assert lock.id == f"{ALL_USERS_GROUP_ID}:no" and lock.outputs["group_id"] == ALL_USERS_GROUP_ID
+    assert lock.diff({"group_id": "all-internal-users", "level": "no"}).changes is False
+    edge = Driven(double_host, CollectionPermissionProvider(), CollectionPermission, "all-users-root")
+    edge.create({"group_id": "all-internal-users", "collection_id": "root", "level": "none"})
+    assert edge.id == f"{ALL_USERS_GROUP_ID}:root"
+    outcome = double_host.check(
+        CollectionPermissionProvider(), "urn:x", {}, {"group_id": "admin", "collection_id": 5, "level": "none"}
+    )
+    assert [field for field, _ in outcome.failures] == ["group_id"]
+    outcome = double_host.check(
+        CollectionPermissionProvider(), "urn:x", {}, {"group_id": "everyone", "collection_id": 5, "level": "none"}
+    )
+    assert outcome.failures == [("group_id", "'everyone' is neither a group id nor one of: all-internal-users")]

@@ -8,10 +8,13 @@ from components.analytics import query_levels
 from components.providers.metabase import (
     TenantWorkspace,
     changed_fields,
+    closing_patch,
     collection_edge_patch,
+    collection_listed,
     connection_details,
     data_edge_patch,
     describe_body,
+    error_text,
     isolation_violations,
     others_with_access,
     parent_from_location,
@@ -139,3 +142,40 @@ def test_isolation_names_every_door_left_open() -> None:
     ]
     assert others_with_access(data, {21}, 200, "no", data=True) == [1]
     assert others_with_access(collections, {11}, 10, "none", data=False) == [21]
+
+
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        ("Not found.", "Not found."),  # status-only errors are plain text
+        ('"A group with that name already exists."', "A group with that name already exists."),
+        (
+            '{"message": "Looks like your password is incorrect.", "errors": {"password": "Looks like ..."}}',
+            "Looks like your password is incorrect.",
+        ),
+        (
+            '{"errors": {"name": "value must be a non-blank string."}, "specific-errors": {"name": ["x"]}}',
+            "name: value must be a non-blank string.",
+        ),
+        ("<html><body><h1>504 Gateway\n Time-out</h1></body></html>", "504 Gateway Time-out"),
+        ("x" * 400, "x" * 297 + "..."),
+    ],
+)
+def test_error_bodies_become_one_short_line(body: str, shown: str) -> None:
+    assert error_text(body) == shown
+
+
+def test_closing_patch_leaves_allowed_groups_and_administrators_alone() -> None:
+    collections, data = _graphs()
+    assert closing_patch(data, {11}, 100, data=True, admin_group_id=2) == {}
+    data["groups"]["21"]["100"] = {"view-data": "unrestricted", "create-queries": "query-builder"}
+    data["groups"]["1"].pop("100")  # omitted: the least-permissive value
+    assert closing_patch(data, {11}, 100, data=True, admin_group_id=2) == {"21": {"100": {"create-queries": "no"}}}
+    collections["groups"]["21"]["10"] = "read"
+    assert closing_patch(collections, {11}, 10, data=False, admin_group_id=2) == {"21": {"10": "none"}}
+
+
+def test_an_archived_collection_is_not_listed_in_the_graph() -> None:
+    collections, _ = _graphs()
+    assert collection_listed(collections, 10, 2) and collection_listed(collections, "root", 2)
+    assert not collection_listed(collections, 99, 2)

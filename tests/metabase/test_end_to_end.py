@@ -42,6 +42,7 @@ from components.providers.metabase import (
     PermissionsGroup,
     PermissionsGroupProvider,
     TenantWorkspace,
+    collection_level,
     isolation_violations,
     query_level,
 )
@@ -92,7 +93,21 @@ def _platform(host: ProviderHost, metabase: MetabaseDouble) -> int:
         "platform-schema",
         {"files": schema_files(), "tenant_tables": list(TENANT_TABLES), "stack": STACK},
     )
-    tenants = _drive(host, CollectionProvider(), Collection, "platform-tenants-collection", {"name": "Tenants"})
+    return _metabase_platform(host)
+
+
+def _metabase_platform(host: ProviderHost) -> int:
+    """What SharedAnalytics builds in Metabase."""
+    tenants = _drive(
+        host, CollectionProvider(), Collection, "platform-tenants-collection", {"name": "Tenants", "stack": STACK}
+    )
+    _drive(
+        host,
+        CollectionIsolationProvider(),
+        CollectionIsolation,
+        "platform-tenants-collection-isolation",
+        {"collection_id": int(tenants.id), "allowed_group_ids": []},
+    )
     for name, cid in (("root", "root"), ("tenants", int(tenants.id))):
         _drive(
             host,
@@ -156,13 +171,34 @@ def _tenant(
     )["data"]["data"]
 
     # Metabase: the Analytics child, with the login read back from Vault.
+    ids = _workspace(host, server, metabase, rut, slug, tenants_collection, stored["username"], stored["password"])
+    return Provisioned(
+        rut=rut,
+        role=role_name,
+        password=str(role.outputs["password"]),
+        login=metabase.logins[ids.pop("login")],
+        **ids,
+    )
+
+
+def _workspace(
+    host: ProviderHost,
+    server: PostgresServer,
+    metabase: MetabaseDouble,
+    rut: str,
+    slug: str,
+    tenants_collection: int,
+    user: str,
+    password: str,
+) -> dict[str, int]:
+    """What the Analytics component builds in Metabase for one tenant; the ids it got (and the login's index)."""
     groups = {
         kind: _drive(
             host,
             PermissionsGroupProvider(),
             PermissionsGroup,
             f"{rut}-{kind}",
-            {"name": naming.metabase_group_name(rut, kind), "tenant": rut},
+            {"name": naming.metabase_group_name(rut, kind), "tenant": rut, "stack": STACK},
         )
         for kind in ("owners", "viewers")
     }
@@ -177,6 +213,8 @@ def _tenant(
             "parent_id": tenants_collection,
             "description": collection_description(rut, slug.title()),
             "tenant": rut,
+            "stack": STACK,
+            "allowed_group_ids": allowed,
         },
     )
     for kind, level in (("owners", "write"), ("viewers", "read")):
@@ -204,15 +242,17 @@ def _tenant(
             "host": server.host,
             "port": server.port,
             "dbname": DBNAME,
-            "role": stored["username"],
+            "role": user,
             "user_template": "{role}",
-            "password": stored["password"],
+            "password": password,
             "ssl": False,
             "additional_options": "",
             "tenant": rut,
+            "stack": STACK,
+            "allowed_group_ids": allowed,
         },
     )
-    login = metabase.logins[-1]
+    login = max(i for i, seen in enumerate(metabase.logins) if seen.succeeded)
     _drive(
         host,
         DatabaseIsolationProvider(),
@@ -233,27 +273,33 @@ def _tenant(
                 "tenant": rut,
             },
         )
-    return Provisioned(
-        rut=rut,
-        role=role_name,
-        password=str(role.outputs["password"]),
-        owners=int(groups["owners"].id),
-        viewers=int(groups["viewers"].id),
-        collection=int(collection.id),
-        database=int(database.id),
-        login=login,
-    )
+    return {
+        "owners": int(groups["owners"].id),
+        "viewers": int(groups["viewers"].id),
+        "collection": int(collection.id),
+        "database": int(database.id),
+        "login": login,
+    }
+
+
+@dataclass
+class World:
+    metabase: MetabaseDouble
+    tenants: list[Provisioned]
+    admin_db: int
+    host: ProviderHost
+    tenants_collection: int
 
 
 @pytest.fixture(scope="module")
 def world(
     postgres_server: PostgresServer, openbao_server: OpenBaoServer, provider_host_factory: Any
-) -> Iterator[tuple[MetabaseDouble, list[Provisioned], int]]:
+) -> Iterator[World]:
     server = postgres_server
     server.create_database(DBNAME)
     with server.connect(dbname=DBNAME) as admin:
         admin.execute((SQL_DIR / "provisioner.sql").read_text(encoding="utf-8").encode())
-    metabase = MetabaseDouble().start()
+    metabase = MetabaseDouble(sample_database=False).start()
     vault = openbao_server
     try:
         # What exists before this stack: the admin connection (All Users may query it, as Metabase grants by
@@ -288,13 +334,13 @@ def world(
                     admin.execute(
                         "INSERT INTO contacts (tenant_rut, name) VALUES (%s, %s)", (tenant.rut, f"{tenant.rut}-{i}")
                     )
-        yield metabase, tenants, admin_db
+        yield World(metabase, tenants, admin_db, host, tenants_collection)
     finally:
         metabase.stop()
 
 
-def test_metabase_logged_in_as_each_tenant_role(world: tuple[MetabaseDouble, list[Provisioned], int]) -> None:
-    _, tenants, _ = world
+def test_metabase_logged_in_as_each_tenant_role(world: World) -> None:
+    tenants = world.tenants
     for tenant in tenants:
         login = tenant.login
         assert (login.database_name, login.user, login.dbname, login.succeeded) == (
@@ -307,9 +353,9 @@ def test_metabase_logged_in_as_each_tenant_role(world: tuple[MetabaseDouble, lis
 
 
 def test_metabase_credentials_see_only_their_tenant_rows(
-    postgres_server: PostgresServer, world: tuple[MetabaseDouble, list[Provisioned], int]
+    postgres_server: PostgresServer, world: World
 ) -> None:
-    _, tenants, _ = world
+    tenants = world.tenants
     for tenant, rows in zip(tenants, (3, 2), strict=True):
         login = tenant.login
         with psycopg.connect(
@@ -332,8 +378,8 @@ def test_metabase_credentials_see_only_their_tenant_rows(
                 assert set(visible) <= {(tenant.rut,)}, table
 
 
-def test_isolation_holds_on_the_metabase_graphs(world: tuple[MetabaseDouble, list[Provisioned], int]) -> None:
-    metabase, tenants, admin_db = world
+def test_isolation_holds_on_the_metabase_graphs(world: World) -> None:
+    metabase, tenants, admin_db = world.metabase, world.tenants, world.admin_db
     workspaces = [TenantWorkspace(t.rut, (t.owners, t.viewers), t.collection, t.database) for t in tenants]
     cgraph, dgraph = metabase.collection_graph(), metabase.data_graph()
     assert isolation_violations(cgraph, dgraph, workspaces) == []
@@ -341,8 +387,8 @@ def test_isolation_holds_on_the_metabase_graphs(world: tuple[MetabaseDouble, lis
     # and the group that was there before this stack (left alone: it is not ours).
     for t in tenants:
         assert query_level(dgraph, t.owners, t.database) == "query-builder"
-        assert cgraph["groups"][str(t.owners)][str(t.collection)] == "write"
-        assert cgraph["groups"][str(t.viewers)][str(t.collection)] == "read"
+        assert collection_level(cgraph, t.owners, t.collection) == "write"
+        assert collection_level(cgraph, t.viewers, t.collection) == "read"
         assert query_level(dgraph, t.owners, admin_db) == "no"
     assert query_level(dgraph, ALL_USERS_GROUP_ID, admin_db) == "no"
     # Metabase's defaults gave "Analysts" native queries on each new tenant database (its lowest existing
@@ -356,12 +402,12 @@ def test_isolation_holds_on_the_metabase_graphs(world: tuple[MetabaseDouble, lis
     for t in tenants:
         assert query_level(dgraph, analysts["id"], t.database) == "no"
     assert query_level(dgraph, analysts["id"], admin_db) == "query-builder-and-native"
-    assert cgraph["groups"][str(ALL_USERS_GROUP_ID)]["root"] == "none"
+    assert collection_level(cgraph, ALL_USERS_GROUP_ID, "root") == "none"
     assert query_level(dgraph, ADMINISTRATORS_GROUP_ID, tenants[0].database) == "query-builder-and-native"
 
 
-def test_isolation_check_notices_a_door_opened_by_hand(world: tuple[MetabaseDouble, list[Provisioned], int]) -> None:
-    metabase, tenants, _ = world
+def test_isolation_check_notices_a_door_opened_by_hand(world: World) -> None:
+    metabase, tenants = world.metabase, world.tenants
     alpha, bravo = tenants
     metabase.hand_set_query_level(bravo.owners, alpha.database, "query-builder")
     try:
@@ -371,3 +417,32 @@ def test_isolation_check_notices_a_door_opened_by_hand(world: tuple[MetabaseDoub
         ]
     finally:
         metabase.hand_set_query_level(bravo.owners, alpha.database, "no")
+
+
+def test_a_converge_from_empty_state_adopts_everything_this_stack_owns(
+    postgres_server: PostgresServer, world: World
+) -> None:
+    """State lost: the same resources created again find the stack's own objects (groups with members too:
+    they hold the stack's tagged collection), with no error, no POST and no duplicate, and every tenant stays
+    isolated."""
+    metabase, host = world.metabase, world.host
+    for t in world.tenants:  # the tenant's people are in its groups by now
+        metabase.hand_add_member(t.owners)
+        metabase.hand_add_member(t.viewers)
+    with metabase.lock:
+        counts_before = (len(metabase.state.groups), len(metabase.state.collections), len(metabase.state.databases))
+    with metabase.recording() as calls:
+        assert _metabase_platform(host) == world.tenants_collection
+        for t in world.tenants:
+            ids = _workspace(
+                host, postgres_server, metabase, t.rut, "alpha" if t.rut == ALPHA else "bravo",
+                world.tenants_collection, t.role, t.password,
+            )
+            ids.pop("login")
+            assert ids == {"owners": t.owners, "viewers": t.viewers, "collection": t.collection, "database": t.database}
+    assert [c for c in calls if c[0] == "POST"] == []
+    with metabase.lock:
+        counts_after = (len(metabase.state.groups), len(metabase.state.collections), len(metabase.state.databases))
+    assert counts_after == counts_before
+    workspaces = [TenantWorkspace(t.rut, (t.owners, t.viewers), t.collection, t.database) for t in world.tenants]
+    assert isolation_violations(metabase.collection_graph(), metabase.data_graph(), workspaces) == []

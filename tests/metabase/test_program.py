@@ -66,6 +66,9 @@ def test_each_shipped_tenant_gets_its_workspace(
     assert levels == {f"{rut}-owners-collection": "write", f"{rut}-viewers-collection": "read"}
     for isolation in (one(leaves, type=MB + "CollectionIsolation"), one(leaves, type=MB + "DatabaseIsolation")):
         assert len(_inputs(isolation)["allowed_group_ids"]) == 2  # the tenant's own two groups, nobody else
+    # The collection and the connection close themselves to everyone else in the call that creates them.
+    for created_closed in (one(leaves, type=COLLECTION), one(leaves, type=DATABASE)):
+        assert len(_inputs(created_closed)["allowed_group_ids"]) == 2, created_closed.name
 
     database = one(leaves, type=DATABASE)
     assert database.options.retain_on_delete is True
@@ -103,11 +106,15 @@ def test_platform_closes_root_tenants_and_every_database_to_all_users(shipped: l
     assert _inputs(tenants)["name"] == "Tenants" and "parent_id" not in _inputs(tenants)
     edges = {(r.name, _inputs(r)["group_id"], _inputs(r)["level"]) for r in by_type(leaves, CEDGE)}
     assert edges == {
-        ("platform-all-users-root-collection", 1, "none"),
-        ("platform-all-users-tenants-collection", 1, "none"),
+        ("platform-all-users-root-collection", "all-internal-users", "none"),
+        ("platform-all-users-tenants-collection", "all-internal-users", "none"),
     }
     lockdown = one(leaves, type=LOCKDOWN)
-    assert (_inputs(lockdown)["group_id"], _inputs(lockdown)["level"]) == (1, "no")
+    # All Users by its magic_group_type: Metabase's built-in groups are not identified by id.
+    assert (_inputs(lockdown)["group_id"], _inputs(lockdown)["level"]) == ("all-internal-users", "no")
+    tenants_isolation = one(leaves, type=MB + "CollectionIsolation")
+    assert _inputs(tenants_isolation)["allowed_group_ids"] == []  # only Administrators reach "Tenants"
+    assert tenants_isolation.urn in lockdown.options.depends_on
     assert {r.urn for r in by_type(leaves, CEDGE)} <= set(lockdown.options.depends_on)
 
 
