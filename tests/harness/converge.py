@@ -49,13 +49,11 @@ from typing import Any
 import grpc
 import psycopg
 from psycopg import sql
-from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import rpc
 from stdnum.cl import rut as cl_rut
 
 from components.config import PROJECT
 from components.graph import ROOT, ProgramRun, _mock_classes, _working_directory, load_stack_file
-from components.providers.base import reset_sdk_pickler
 from tests.harness.openbao import OpenBaoServer, provision
 from tests.harness.postgres import PostgresServer
 from tests.harness.provider_host import PROVIDER_KEY, ProviderCallError, ProviderHost
@@ -78,10 +76,7 @@ class EngineHost(ProviderHost):
 
     @staticmethod
     def serialized(provider: Any) -> str:
-        if isinstance(provider, str):
-            return provider
-        reset_sdk_pickler()
-        return str(serialize_provider(provider))
+        return provider if isinstance(provider, str) else ProviderHost.serialized(provider)
 
 
 # --------------------------------------------------------------------------------------------------

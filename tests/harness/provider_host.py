@@ -80,6 +80,7 @@ from pulumi.runtime import rpc
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 from components.config import PROJECT, SECRET_KEYS
+from components.providers.base import reset_sdk_pickler
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROVIDER_KEY = "__provider"
@@ -388,8 +389,14 @@ class ProviderHost:
     @staticmethod
     def serialized(provider: Any) -> str:
         """The provider exactly as ``pulumi.dynamic.Resource`` stores it under ``__provider`` (a string is taken
-        as already serialised, e.g. a provider from an older state file)."""
-        return provider if isinstance(provider, str) else serialize_provider(provider)
+        as already serialised, e.g. a provider from an older state file).
+
+        The SDK wraps its pickler once more on every call (see ``components.providers.base``); the layers are
+        dropped first, so one test process may serialise providers any number of times."""
+        if isinstance(provider, str):
+            return provider
+        reset_sdk_pickler()
+        return serialize_provider(provider)
 
     def _props(self, provider: Any, props: Mapping[str, Any]) -> struct_pb2.Struct:
         if PROVIDER_KEY in props:
