@@ -24,7 +24,7 @@ from tests.harness.converge import Converger, EngineHost, Pass, Requests, server
 
 
 def report(label: str, done: Pass, sent: Requests, tenants: int) -> None:
-    refresh = f" (refresh {done.refresh_seconds:.1f} s)" if done.refresh_seconds else ""
+    refresh = f" (refresh {done.refresh_seconds:.1f} s)" if done.ops["read"] else ""
     print(
         f"{label}: {done.seconds:.1f} s{refresh}, {done.seconds / tenants * 1000:.0f} ms per tenant; "
         f"steps {dict(done.ops)}"
