@@ -3,9 +3,9 @@
 The real ``__main__.py`` runs with ``Pulumi.dev.yaml``'s config (addresses of this machine's throwaway
 servers) over the shipped tenants plus generated ones; every dynamic resource goes through the real provider
 host (:mod:`tests.harness.converge`). The servers are set up as README says: ``sql/provisioner.sql`` and the
-provisioner's password, a Vault token made from the provisioner policy, the Metabase double (no Metabase runs
-here). One converge is shared by the module; the tests after it (second pass, drift, state lost) run on the
-same servers, in file order.
+provisioner's password, a Vault token made by the "Once per Vault" commands, the Metabase double (no Metabase
+runs here). One converge is shared by the module; the tests after it (second pass, drift, state lost) run on
+the same servers and state, in file order, so a failure in one can show again in those after it.
 """
 
 from __future__ import annotations
