@@ -69,6 +69,8 @@ class OpenBaoServer:
     host: str = HOST
     start_seconds: float = 0.0
     unseal_key: str = field(default="", repr=False)
+    config_files: tuple[str, ...] = ()
+    """Extra server config files (``-config``), e.g. a declarative ``audit`` block."""
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:  # keeps the root token out of assertion output
@@ -85,11 +87,13 @@ class OpenBaoServer:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     @classmethod
-    def start(cls, *, attempts: int = 3, timeout: float = 30.0) -> OpenBaoServer:
+    def start(
+        cls, *, attempts: int = 3, timeout: float = 30.0, config_files: tuple[str, ...] = ()
+    ) -> OpenBaoServer:
         """Start ``bao server -dev`` on a free port, wait until it answers, and enable AppRole."""
         began = time.perf_counter()
         base_dir = Path(tempfile.mkdtemp(prefix="smarteros-bao-"))
-        server = cls(base_dir=base_dir, port=0, root_token=secrets.token_urlsafe(24))
+        server = cls(base_dir=base_dir, port=0, root_token=secrets.token_urlsafe(24), config_files=config_files)
         try:
             for attempt in range(attempts):
                 server.port = free_port()
@@ -123,6 +127,7 @@ class OpenBaoServer:
                     "-dev-no-store-token",
                     f"-dev-listen-address={self.host}:{self.port}",
                     "-log-level=warn",
+                    *(f"-config={path}" for path in self.config_files),
                 ],
                 cwd=self.base_dir,
                 env=env,

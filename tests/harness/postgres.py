@@ -283,6 +283,14 @@ class PostgresServer:
         with self.connect() as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
+    def halt(self) -> None:
+        """Stop the server (fast shutdown: open sessions are ended) and keep its files, for :meth:`resume`."""
+        self._pg_ctl("stop", "-m", "fast", "-w", "-t", "30")
+
+    def resume(self) -> None:
+        """Start a server stopped with :meth:`halt` again, on the same port."""
+        self._pg_ctl("start", "-w", "-t", "60", "-l", str(self.log_file), "-o", self._options())
+
     def env(self, dbname: str = "postgres") -> dict[str, str]:
         """libpq environment variables for the superuser (``PGHOST``… ``PGPASSWORD``)."""
         return {

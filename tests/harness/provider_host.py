@@ -389,10 +389,13 @@ class ProviderHost:
     @staticmethod
     def serialized(provider: Any) -> str:
         """The provider exactly as ``pulumi.dynamic.Resource`` stores it under ``__provider`` (a string is taken
-        as already serialised, e.g. a provider from an older state file)."""
+        as already serialised, e.g. a provider from an older state file).
+
+        The SDK wraps its pickler once more on every call (see ``components.providers.base``); the layers are
+        dropped first, so one test process may serialise providers any number of times."""
         if isinstance(provider, str):
             return provider
-        reset_sdk_pickler()  # the SDK wraps the pickler once more on every call (components/providers/base.py)
+        reset_sdk_pickler()
         return serialize_provider(provider)
 
     def _props(self, provider: Any, props: Mapping[str, Any]) -> struct_pb2.Struct:
