@@ -11,6 +11,12 @@
 -- table (contacts, orders…): no grant on them, and row-level security gives it no row anyway.
 -- CREATE POLICY takes an ACCESS EXCLUSIVE lock on the registry tables: run it when no query is running.
 
+-- An administrator (a superuser) runs this file, again after every upgrade. Objects anyone created in
+-- public (the owner may) must never run then: a function there whose argument types match better than the
+-- catalog's (pg_catalog.format(text, name), say) would be chosen over it, and run as the superuser. So nothing is
+-- looked up outside pg_catalog for the rest of this run, and every catalog function is named with it.
+SET search_path = pg_catalog, pg_temp;
+
 DO $role$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'smarteros_preview') THEN
@@ -27,7 +33,7 @@ ALTER ROLE smarteros_preview SET statement_timeout = '60s';
 
 DO $connect$
 BEGIN
-    EXECUTE format('GRANT CONNECT ON DATABASE %I TO smarteros_preview', current_database());
+    EXECUTE pg_catalog.format('GRANT CONNECT ON DATABASE %I TO smarteros_preview', pg_catalog.current_database());
 END
 $connect$;
 GRANT USAGE ON SCHEMA public TO smarteros_preview;
@@ -45,7 +51,7 @@ BEGIN
         IF NOT EXISTS (SELECT FROM pg_catalog.pg_policies
                         WHERE schemaname = 'public' AND tablename = registry_table
                           AND policyname = 'preview_reads') THEN
-            EXECUTE format('CREATE POLICY preview_reads ON public.%I FOR SELECT TO smarteros_preview USING (true)',
+            EXECUTE pg_catalog.format('CREATE POLICY preview_reads ON public.%I FOR SELECT TO smarteros_preview USING (true)',
                            registry_table);
         END IF;
     END LOOP;

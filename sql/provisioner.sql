@@ -42,7 +42,7 @@
 --     plain-text password) and an ownership comment. A role that has SUPERUSER, REPLICATION or BYPASSRLS is
 --     refused, never altered or dropped.
 --   * Each function pins search_path = pg_catalog, pg_temp, qualifies every catalog object, quotes every
---     identifier and literal with format('%I' / '%L'), and checks every argument against a pattern
+--     identifier and literal with pg_catalog.format('%I' / '%L'), and checks every argument against a pattern
 --     before building a statement.
 --   * Every role change is written to the server log (RAISE LOG 'smarteros_admin: ...'), verifiers
 --     withheld.
@@ -84,6 +84,12 @@
 --
 -- Least privilege of the provisioner is tested as the provisioner on PostgreSQL 15 and 16: see
 -- tests/postgres/test_escalation.py.
+
+-- An administrator (a superuser) runs this file, again after every upgrade. Objects anyone created in
+-- public (the owner may) must never run then: a function there whose argument types match better than the
+-- catalog's (pg_catalog.format(text, name), say) would be chosen over it, and run as the superuser. So nothing is
+-- looked up outside pg_catalog for the rest of this run, and every catalog function is named with it.
+SET search_path = pg_catalog, pg_temp;
 
 DO $roles$
 BEGIN
@@ -133,9 +139,9 @@ BEGIN
              WHERE m.roleid = 'tenant_members'::regrole
                AND r.rolname NOT IN ('smarteros_role_admin', 'smarteros_provisioner')
         LOOP
-            EXECUTE format('GRANT tenant_members TO %I GRANTED BY smarteros_role_admin', granted.name);
+            EXECUTE pg_catalog.format('GRANT tenant_members TO %I GRANTED BY smarteros_role_admin', granted.name);
             IF granted.name ~ '^tenant_' THEN
-                EXECUTE format('GRANT %I TO smarteros_role_admin WITH ADMIN TRUE, INHERIT FALSE, SET FALSE',
+                EXECUTE pg_catalog.format('GRANT %I TO smarteros_role_admin WITH ADMIN TRUE, INHERIT FALSE, SET FALSE',
                                granted.name);
             END IF;
         END LOOP;
@@ -146,7 +152,7 @@ BEGIN
           JOIN pg_catalog.pg_roles g ON g.oid = m.roleid
          WHERE m.member = 'smarteros_provisioner'::regrole AND g.rolname <> 'smarteros_owner'
     LOOP
-        EXECUTE format('REVOKE %I FROM smarteros_provisioner CASCADE', granted.name);
+        EXECUTE pg_catalog.format('REVOKE %I FROM smarteros_provisioner CASCADE', granted.name);
     END LOOP;
 END
 $admin$;
@@ -162,7 +168,7 @@ ALTER ROLE smarteros_provisioner SET statement_timeout = '120s';
 -- Tenant roles log in to this database even where CONNECT was revoked from PUBLIC.
 DO $connect$
 BEGIN
-    EXECUTE format('GRANT CONNECT ON DATABASE %I TO tenant_members, smarteros_provisioner', current_database());
+    EXECUTE pg_catalog.format('GRANT CONNECT ON DATABASE %I TO tenant_members, smarteros_provisioner', pg_catalog.current_database());
 END
 $connect$;
 
@@ -171,7 +177,7 @@ DO $become$
 BEGIN
     IF NOT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)
        AND NOT pg_catalog.pg_has_role('smarteros_role_admin', 'MEMBER') THEN
-        EXECUTE format('GRANT smarteros_role_admin TO %I', current_user);
+        EXECUTE pg_catalog.format('GRANT smarteros_role_admin TO %I', current_user);
     END IF;
 END
 $become$;
@@ -520,7 +526,7 @@ DO $unbecome$
 BEGIN
     IF NOT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)
        AND pg_catalog.pg_has_role('smarteros_role_admin', 'MEMBER') THEN
-        EXECUTE format('REVOKE smarteros_role_admin FROM %I', current_user);
+        EXECUTE pg_catalog.format('REVOKE smarteros_role_admin FROM %I', current_user);
     END IF;
 END
 $unbecome$;
@@ -548,7 +554,7 @@ BEGIN
                 OR p.proname IN ('pg_relation_size', 'pg_table_size', 'pg_indexes_size', 'pg_total_relation_size'))
     LOOP
         EXECUTE 'REVOKE ALL ON ' || target || ' FROM PUBLIC';
-        IF starts_with(target, 'TABLE') THEN
+        IF pg_catalog.starts_with(target, 'TABLE') THEN
             EXECUTE 'GRANT SELECT ON ' || target || ' TO pg_read_all_stats';
         ELSE
             EXECUTE 'GRANT EXECUTE ON ' || target || ' TO pg_read_all_stats';

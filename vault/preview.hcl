@@ -19,7 +19,8 @@ path "sys/policies/acl/tenant-*" {
   capabilities = ["read"]
 }
 
-# Tenant AppRoles and their settings (token policies, secret-id rules).
-path "auth/approle/role/tenant-*" {
+# Tenant AppRoles and their settings (token policies, secret-id rules), the role itself only: `+` is one
+# path segment, so nothing below a role is readable (a `tenant-*` glob would also match `tenant-x/role-id`).
+path "auth/approle/role/+" {
   capabilities = ["read"]
 }

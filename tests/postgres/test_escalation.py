@@ -16,6 +16,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from components.database import SQL_DIR
 from tests.postgres.conftest import PROVISIONER, Platform, Tenant, make_rut
 
 RUT = make_rut(76400001)
@@ -304,3 +305,40 @@ def test_search_path_tricks_do_not_reach_the_functions(platform: Platform, victi
         ).fetchall() == [(True,), (False,)]
     assert provisioner_standing(platform)["attributes"] == (False, False, False, False, False)
     platform.update(victim.role, victim.role.inputs)
+
+
+PLANTED = """
+CREATE FUNCTION public.format(f text, a {arg}) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+        EXECUTE 'ALTER ROLE smarteros_provisioner SUPERUSER';
+    END IF;
+    RETURN pg_catalog.format(f, a);
+END
+$$;
+"""
+
+
+def test_functions_planted_in_public_never_run_when_an_administrator_reruns_the_scripts(platform: Platform) -> None:
+    """README has a superuser run sql/provisioner.sql again after every upgrade (and sql/preview.sql once). The
+    provisioner, acting as the owner, may create functions in public; one whose argument types match a call
+    better than the catalog's (``format(text, name)`` beats ``format(text, VARIADIC "any")``) would be chosen
+    and run as the superuser. The scripts look nothing up outside pg_catalog, so the planted code never runs."""
+    with platform.provisioner() as prov:
+        prov.execute("SET ROLE smarteros_owner")
+        prov.execute(PLANTED.format(arg="name") + PLANTED.format(arg="text"))
+    try:
+        with platform.admin() as admin:
+            admin.execute((SQL_DIR / "provisioner.sql").read_text(encoding="utf-8").encode())
+        with platform.admin() as admin:
+            admin.execute((SQL_DIR / "preview.sql").read_text(encoding="utf-8").encode())
+    finally:
+        with platform.provisioner() as prov:
+            prov.execute("SET ROLE smarteros_owner")
+            prov.execute("DROP FUNCTION public.format(text, name); DROP FUNCTION public.format(text, text)")
+    with platform.admin() as admin:
+        assert admin.execute(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = %s", (PROVISIONER,)
+        ).fetchone() == (False,)
+    with platform.provisioner() as prov:
+        assert prov.execute("SHOW is_superuser").fetchone() == ("off",)

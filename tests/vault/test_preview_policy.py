@@ -86,6 +86,7 @@ def attacks(rut: str) -> dict[str, Callable[[hvac.Client], object]]:
             role, token_policies=["smarteros-preview"]
         ),
         "log in as a tenant": lambda c: c.auth.approle.generate_secret_id(role),
+        "read a tenant's role-id": lambda c: c.auth.approle.read_role_id(role),
         "write its own policy": lambda c: c.sys.create_or_update_acl_policy(
             name="smarteros-preview", policy='path "*" {\n  capabilities = ["sudo", "create"]\n}\n'
         ),
