@@ -27,13 +27,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
-from psycopg import sql  # noqa: E402
 from pulumi.dynamic import ConfigureRequest  # noqa: E402
 from pulumi.dynamic.config import Config  # noqa: E402
 from stdnum.cl import rut as cl_rut  # noqa: E402
 
 from components.catalog import TENANT_TABLES  # noqa: E402
-from components.database import SQL_DIR, schema_files  # noqa: E402
+from components.database import schema_files  # noqa: E402
+from components.local.bootstrap import bootstrap_postgres  # noqa: E402
 from components.providers.postgres import (  # noqa: E402
     SharedSchemaProvider,
     TableGrantsProvider,
@@ -66,10 +66,7 @@ def configured(provider: Any, server: PostgresServer, password: str) -> Any:
 def provision(server: PostgresServer, tenants: int) -> list[tuple[str, str, str]]:
     """The database, the roles script, the schema and ``tenants`` tenants; returns (rut, role, password)."""
     password = secrets.token_urlsafe(24)
-    server.create_database(DBNAME)
-    with server.connect(dbname=DBNAME) as admin:
-        admin.execute((SQL_DIR / "provisioner.sql").read_text(encoding="utf-8").encode())
-        admin.execute(sql.SQL("ALTER ROLE smarteros_provisioner PASSWORD {}").format(sql.Literal(password)))
+    bootstrap_postgres(server.admin(), DBNAME, known_passwords={"smarteros_provisioner": password})
     configured(SharedSchemaProvider(), server, password).create(
         {"files": schema_files(), "tenant_tables": list(TENANT_TABLES), "stack": STACK}
     )

@@ -77,7 +77,9 @@ def bootstrap_postgres(
             conn.execute(text.encode())
 
         def set_password(role: str, password: str) -> None:
-            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+            # As psql's \password does: only a SCRAM verifier made here reaches the server, never the password.
+            verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
+            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(verifier)))
 
         try:
             outcome = apply_database_steps(

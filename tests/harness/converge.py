@@ -54,6 +54,7 @@ from stdnum.cl import rut as cl_rut
 
 from components.config import PROJECT
 from components.graph import ROOT, ProgramRun, _mock_classes, _working_directory, load_stack_file
+from components.local.bootstrap import bootstrap_postgres
 from tests.harness.openbao import OpenBaoServer, provision
 from tests.harness.postgres import PostgresServer
 from tests.harness.provider_host import PROVIDER_KEY, ProviderCallError, ProviderHost
@@ -85,21 +86,18 @@ class EngineHost(ProviderHost):
 
 
 def setup_postgres(server: PostgresServer, *, log_statement: str = "mod") -> str:
-    """README's "Once per database" as the administrator (the superuser): the database, ``sql/provisioner.sql``,
-    the provisioner's password (sent as a SCRAM verifier, as ``\\password`` does). Returns the password.
+    """README's "Once per database" as the administrator (the superuser), through the product's own
+    bootstrap (:func:`components.local.bootstrap.bootstrap_postgres`): the database, ``sql/provisioner.sql``,
+    the provisioner's password. Returns the password.
 
-    ``log_statement`` on the provisioning role only is how tests count what ``pulumi up`` sends.
+    Then, for the tests only: ``log_statement`` on the provisioning role, how tests count what ``pulumi up``
+    sends.
     """
     import secrets
 
     password = secrets.token_urlsafe(24)
-    server.create_database(DBNAME)
+    bootstrap_postgres(server.admin(), DBNAME, known_passwords={PROVISIONER: password})
     with server.connect(dbname=DBNAME) as admin:
-        admin.execute((ROOT / "sql" / "provisioner.sql").read_text(encoding="utf-8").encode())
-        verifier = admin.pgconn.encrypt_password(password.encode(), PROVISIONER.encode(), b"scram-sha-256")
-        admin.execute(
-            sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(PROVISIONER), sql.Literal(verifier.decode()))
-        )
         set_log_statement(admin, log_statement)
     return password
 
@@ -112,7 +110,8 @@ def set_log_statement(admin: psycopg.Connection[Any], level: str) -> None:
 
 
 def setup_vault(server: OpenBaoServer) -> str:
-    """README's "Once per Vault", run by :func:`tests.harness.openbao.provision`: returns the token."""
+    """README's "Once per Vault" through the product's bootstrap (:func:`tests.harness.openbao.provision`):
+    returns the token."""
     return provision(server.address, server.root_token)
 
 

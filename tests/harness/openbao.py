@@ -225,13 +225,20 @@ def readme_vault_setup(readme: Path = REPO / "README.md") -> list[list[str]]:
     return [shlex.split(line) for line in block.group(1).splitlines() if line.strip()]
 
 
-def provision(address: str, admin_token: str) -> str:
-    """Set up a Vault-API server exactly as README's "Once per Vault" block says, with ``bao`` (the same
-    arguments as ``vault``) run from the repository root as the administrator ``admin_token``; returns what
-    the last command prints: the provisioning token.
+def provision(address: str, admin_token: str, mount: str = "secret") -> str:
+    """Set up a Vault-API server as README's "Once per Vault" says, through the product's own bootstrap
+    (:func:`components.local.bootstrap.bootstrap_vault`) as the administrator ``admin_token``; returns the
+    provisioning token. Running it twice on one server installs the same policy again and issues a second
+    token. :func:`run_readme_vault_commands` runs README's commands themselves with the ``bao`` CLI."""
+    from components.local.bootstrap import bootstrap_vault
 
-    Running it twice on one server installs the same policy again and issues a second token.
-    """
+    (token,) = bootstrap_vault(address, admin_token, mount)
+    return token
+
+
+def run_readme_vault_commands(address: str, admin_token: str) -> str:
+    """README's "Once per Vault" commands, literally, with ``bao`` (the same arguments as ``vault``) run from
+    the repository root as the administrator ``admin_token``; returns what the last command prints."""
     home = Path(tempfile.mkdtemp(prefix="smarteros-bao-cli-"))
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),

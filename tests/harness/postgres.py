@@ -34,6 +34,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from components.local.bootstrap import PostgresAdmin
+
 SUPERUSER = "postgres"
 HOST = "127.0.0.1"
 _SERVER_SETTINGS = {
@@ -277,6 +279,10 @@ class PostgresServer:
     ) -> psycopg.Connection[Any]:
         """An autocommit connection (close it, or use it as a context manager)."""
         return psycopg.connect(self.dsn(user=user, password=password, dbname=dbname), autocommit=True)
+
+    def admin(self) -> PostgresAdmin:
+        """How the product's bootstrap (:mod:`components.local.bootstrap`) reaches this server: its superuser."""
+        return PostgresAdmin(self.host, self.port, self.superuser, self.superuser_password)
 
     def create_database(self, name: str) -> None:
         """CREATE DATABASE ``name`` (owned by the superuser)."""

@@ -25,7 +25,8 @@ import pytest
 from stdnum.cl import rut as cl_rut
 
 from components.catalog import TENANT_TABLES
-from components.database import SQL_DIR, schema_files
+from components.database import schema_files
+from components.local.bootstrap import bootstrap_postgres
 from components.providers.postgres import (
     SharedSchemaProvider,
     TableGrantsProvider,
@@ -216,18 +217,22 @@ class Platform:
 
 
 def bootstrap_database(server: PostgresServer, provisioner_password: str, dbname: str = DBNAME) -> None:
-    """What the database administrator does once, as README.md says: the database, the roles script (as a
-    superuser), the provisioner's password. Also logs the provisioner's writes for the tests."""
-    server.create_database(dbname)
-    with server.connect(dbname=dbname) as admin:
-        admin.execute((SQL_DIR / "provisioner.sql").read_text(encoding="utf-8").encode())
+    """What the database administrator does once, as README.md says, through the product's own bootstrap
+    (:func:`components.local.bootstrap.bootstrap_postgres`): the database, the roles script as the
+    superuser, the provisioner's password. Then, for the tests only, :func:`log_provisioner_writes`."""
+    passwords = bootstrap_postgres(server.admin(), dbname, known_passwords={PROVISIONER: provisioner_password})
+    assert passwords == {PROVISIONER: provisioner_password}, "README's steps set a different password"
+    log_provisioner_writes(server)
+
+
+def log_provisioner_writes(server: PostgresServer, level: str = "mod") -> None:
+    """Test-only, not part of README's set-up: log the provisioning role's statements (``mod``: writes only;
+    ``all``: every statement), which is how tests count what the provisioner sends."""
+    with server.connect() as admin:
         admin.execute(
-            psycopg.sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                psycopg.sql.Identifier(PROVISIONER), psycopg.sql.Literal(provisioner_password)
+            psycopg.sql.SQL("ALTER ROLE {} SET log_statement = {}").format(
+                psycopg.sql.Identifier(PROVISIONER), psycopg.sql.Literal(level)
             )
-        )
-        admin.execute(
-            psycopg.sql.SQL("ALTER ROLE {} SET log_statement = 'mod'").format(psycopg.sql.Identifier(PROVISIONER))
         )
 
 

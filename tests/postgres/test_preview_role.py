@@ -17,6 +17,7 @@ import pytest
 
 from components.catalog import TENANT_TABLES
 from components.database import SQL_DIR, schema_files
+from components.local.bootstrap import bootstrap_postgres
 from components.providers.postgres import SharedSchemaProvider
 from tests.harness.postgres import PostgresServer
 from tests.harness.provider_host import urn
@@ -45,10 +46,8 @@ class OwnPlatform(Platform):
 
 @pytest.fixture(scope="module")
 def own_platform(platform: Platform, provider_host_factory: Any) -> OwnPlatform:
-    server = platform.server  # the shared fixture has run sql/provisioner.sql and set the password
-    server.create_database(DBNAME)
-    with server.connect(dbname=DBNAME) as admin:
-        admin.execute((SQL_DIR / "provisioner.sql").read_text(encoding="utf-8").encode())
+    server = platform.server  # roles are the cluster's: the provisioner keeps the shared fixture's password
+    bootstrap_postgres(server.admin(), DBNAME, known_passwords={PROVISIONER: platform.provisioner_password})
     host = provider_host_factory(config(server, PROVISIONER, platform.provisioner_password))
     schema = Resource(
         SharedSchemaProvider(),

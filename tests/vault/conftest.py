@@ -93,7 +93,7 @@ def vault_host(vault: VaultTarget, provider_host_factory: ProviderHostFactory) -
 @pytest.fixture(scope="session")
 def provisioner_token(vault: VaultTarget) -> str:
     """A token made exactly as README's "Once per Vault" set-up says, on ``vault``."""
-    return provision(vault.address, vault.token)
+    return provision(vault.address, vault.token, vault.mount)
 
 
 @pytest.fixture(scope="session")

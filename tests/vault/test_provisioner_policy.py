@@ -22,7 +22,13 @@ from components.providers.vault import (
     VaultSecret,
     render_policy,
 )
-from tests.harness.openbao import approle_login, readme_vault_setup
+from tests.harness.openbao import (
+    approle_login,
+    openbao_server,
+    provision,
+    readme_vault_setup,
+    run_readme_vault_commands,
+)
 from tests.harness.provider_host import ProviderHost, urn
 from tests.vault.conftest import VaultTarget, fresh_rut
 
@@ -38,14 +44,33 @@ def refused(answer: Any) -> None:
 def test_the_setup_is_readmes_and_the_token_carries_the_provisioner_policy_only(
     vault: VaultTarget, provisioner_token: str
 ):
-    assert [c[:3] for c in readme_vault_setup()] == [
-        ["vault", "policy", "write"],
-        ["vault", "token", "create"],
-    ]
     me = vault.call("GET", "auth/token/lookup-self", provisioner_token).json()["data"]
     assert me["policies"] == ["smarteros-provisioner"]
     assert me["orphan"] is True and me["period"] > 0
     assert vault.call("PUT", "auth/token/renew-self", provisioner_token, {}).status_code == 200
+
+
+def test_readmes_own_commands_issue_the_token_the_bootstrap_issues():
+    """README's "Once per Vault" commands, run literally with the real CLI on a throwaway OpenBao, make a
+    token with the same policies and shape as the one the product's bootstrap (which every fixture uses)
+    issues, and install the same policy text."""
+    assert [c[:3] for c in readme_vault_setup()] == [
+        ["vault", "policy", "write"],
+        ["vault", "token", "create"],
+    ]
+    with openbao_server() as server:
+        by_readme = run_readme_vault_commands(server.address, server.root_token)
+        readme_policy = server.request("GET", "sys/policies/acl/smarteros-provisioner").json()["data"]["policy"]
+        by_bootstrap = provision(server.address, server.root_token, server.mount)
+        bootstrap_policy = server.request("GET", "sys/policies/acl/smarteros-provisioner").json()["data"]["policy"]
+
+        def shape(token: str) -> tuple[Any, ...]:
+            me = server.request("GET", "auth/token/lookup-self", token=token).json()["data"]
+            return tuple(me["policies"]), me["orphan"], me["period"], me["renewable"]
+
+        assert by_readme != by_bootstrap
+        assert shape(by_readme) == shape(by_bootstrap) == (("smarteros-provisioner",), True, 86400, True)
+        assert readme_policy == bootstrap_policy
 
 
 # -- the whole lifecycle -----------------------------------------------------------------------------
