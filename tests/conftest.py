@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.harness.openbao import OpenBaoServer, provision
+from tests.harness.openbao import openbao_server as started_openbao
 from tests.harness.postgres import PostgresServer
 from tests.harness.provider_host import ProviderHost, ProviderHostFactory
 
@@ -35,11 +36,8 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 @pytest.fixture(scope="session")
 def openbao_server() -> Iterator[OpenBaoServer]:
-    server = OpenBaoServer.start()
-    try:
+    with started_openbao() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")

