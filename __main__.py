@@ -1,10 +1,13 @@
 """Converge every tenant this stack owns: validate all tenant files, build the Platform, one Tenant each."""
 
+import os
+
 import pulumi
 import pulumi_cloudflare as cloudflare
 from pulumi.runtime.config import is_config_secret
 
-from components.config import PROJECT, ConfigError, load_stack_config, plaintext_credentials
+from components.access import AccessError
+from components.config import PROJECT, ConfigError, credential_problems, load_stack_config
 from components.fleet import load_fleet
 from components.lifecycle import as_of, today_in, trial_expired
 from components.platform import Platform, PlatformArgs
@@ -15,14 +18,12 @@ stack_config = pulumi.Config(PROJECT)
 
 # Config and every tenant file are checked before anything is registered: no partial deployment.
 try:
-    clear = plaintext_credentials(stack_config.get, is_config_secret)
-    if clear:
-        raise ConfigError(
-            "\n".join(f"{key}: a credential in clear; store it with `pulumi config set --secret`" for key in clear)
-        )
+    problems = credential_problems(stack_config.get, is_config_secret, os.environ)
+    if problems:
+        raise ConfigError("\n".join(problems))
     config = load_stack_config(stack_config.get)
     tenants = load_fleet(config)
-except ConfigError as error:
+except (ConfigError, AccessError) as error:
     raise pulumi.RunError(f"stack config is not valid:\n{error}") from None
 except SpecError as error:
     raise pulumi.RunError(f"tenant files are not valid:\n{error}") from None

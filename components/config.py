@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .access import READ_ONLY_ENV, read_only
+
 PROJECT = "smarteros"
 DEFAULT_TIME_ZONE = "America/Santiago"
 
@@ -126,6 +128,9 @@ class StackConfig(_Section):
     reserved_slugs: list[str] = Field(default_factory=list, alias="reservedSlugs")
     public_mail_domains: list[str] = Field(default_factory=list, alias="publicMailDomains")
     protect: bool = False
+    # Where the providers take credentials: the stack's encrypted config or the environment, or the
+    # environment only (a stack CI converges: whoever runs a preview can decrypt the config).
+    credentials: Literal["config-or-environment", "environment"] = "config-or-environment"
     # Trial dates are days in this time zone: a trial whose last day has passed here converges as suspended.
     time_zone: Annotated[str, AfterValidator(_known_time_zone)] = Field(DEFAULT_TIME_ZONE, alias="timeZone")
     cloudflare: CloudflareConfig = Field(default_factory=lambda: CloudflareConfig.model_validate({}))
@@ -140,6 +145,7 @@ _SECTIONS: dict[str, str] = {
     "reservedSlugs": "reserved_slugs",
     "publicMailDomains": "public_mail_domains",
     "protect": "protect",
+    "credentials": "credentials",
     "timeZone": "time_zone",
     "cloudflare": "cloudflare",
     "postgres": "postgres",
@@ -202,9 +208,56 @@ def section_from_raw(raw: Any, key: str, model: type[S]) -> S:
     return model.model_validate(value or {})
 
 
+def environment_only(declared: Any, environ: Mapping[str, str]) -> str | None:
+    """Why credentials must come from the environment only (``None`` when the config may hold them)."""
+    if read_only(environ):
+        return f"this run is read-only ({READ_ONLY_ENV}=true)"
+    if declared == "environment":
+        return f"the stack declares `{PROJECT}:credentials: environment`"
+    return None
+
+
 def secret_from_raw(raw: Any, key: str, environ: Mapping[str, str]) -> str | None:
-    """A credential from provider config, falling back to its environment variable."""
+    """A credential from provider config, falling back to its environment variable.
+
+    In a read-only run (:mod:`components.access`), or a stack whose ``smarteros:credentials`` is
+    ``environment``, only the environment counts, and a credential in the config is an error naming its
+    key (never its value).
+    """
     value = raw.get(f"{PROJECT}:{key}") if raw is not None else None
+    why = environment_only(_decode(raw.get(f"{PROJECT}:credentials")) if raw is not None else None, environ)
+    if why:
+        if value:
+            raise ConfigError(held_in_config_message([f"{PROJECT}:{key}"], why))
+        return environ.get(SECRET_KEYS[key]) or None
     if value:
         return str(value)
     return environ.get(SECRET_KEYS[key]) or None
+
+
+def held_in_config_message(keys: list[str], why: str) -> str:
+    """Why a stack whose config holds credential ``keys`` is refused when ``why`` applies."""
+    names = ", ".join(keys)
+    variables = ", ".join(SECRET_KEYS[key.removeprefix(f"{PROJECT}:")] for key in keys)
+    return (
+        f"{names}: a credential in the stack config, and {why}: credentials come from the environment "
+        f"only, since whoever runs a preview can decrypt the stack config. Remove it (`pulumi config rm`) "
+        f"and give `pulumi up` its credentials through {variables} (README, \"Credentials\")"
+    )
+
+
+def credential_problems(
+    get: Callable[[str], Any], is_secret: Callable[[str], bool], environ: Mapping[str, str]
+) -> list[str]:
+    """What is wrong with where the stack's credentials are: one line per problem, naming keys only.
+
+    A credential set in clear is always refused; any credential in the config is, in a read-only run or
+    in a stack whose ``smarteros:credentials`` is ``environment``.
+    """
+    clear = plaintext_credentials(get, is_secret)
+    problems = [f"{key}: a credential in clear; store it with `pulumi config set --secret`" for key in clear]
+    held = [f"{PROJECT}:{key}" for key in SECRET_KEYS if get(key) is not None]
+    why = environment_only(_decode(get("credentials")), environ)
+    if held and why:
+        problems.append(held_in_config_message(held, why))
+    return problems

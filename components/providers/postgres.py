@@ -37,7 +37,7 @@ import re
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, ClassVar, Literal
 
@@ -61,6 +61,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from stdnum.cl import rut as cl_rut
 
 from components import limits
+from components.access import PREVIEW_ROLE, ReadOnlyRefusal, read_only
 from components.config import PostgresConfig, secret_from_raw, section_from_raw
 
 from .base import DynamicResource
@@ -551,14 +552,28 @@ class ConnectionSettings:
     user: str
     sslmode: str
     password: str | None = field(default=None, repr=False)
+    read_only: bool = False
+    """Every transaction read-only, and no writing transaction opened (:mod:`components.access`)."""
 
     def describe(self) -> str:
         return f"{self.user}@{self.host}:{self.port}/{self.dbname}"
 
 
 def settings_from_config(raw: Any, environ: Mapping[str, str]) -> ConnectionSettings:
-    """Connection settings from provider config (``smarteros:postgres``), else the environment."""
+    """Connection settings from provider config (``smarteros:postgres``), else the environment.
+
+    A read-only run connects as ``PGUSER`` (default ``smarteros_preview``, the role of ``sql/preview.sql``)
+    whatever the config's ``user`` says: that one is the provisioner.
+    """
     password = secret_from_raw(raw, "postgresPassword", environ)
+    settings = _from_config_or_environment(raw, environ, password)
+    if read_only(environ):
+        user = environ.get("PGUSER") or PREVIEW_ROLE
+        return replace(settings, user=user, read_only=True)
+    return settings
+
+
+def _from_config_or_environment(raw: Any, environ: Mapping[str, str], password: str | None) -> ConnectionSettings:
     if raw is not None and raw.get("smarteros:postgres") is not None:
         section = section_from_raw(raw, "postgres", PostgresConfig)
         return ConnectionSettings(
@@ -614,6 +629,7 @@ class _Session:
                 user=self.settings.user,
                 password=self.settings.password,
                 sslmode=self.settings.sslmode,
+                options="-c default_transaction_read_only=on" if self.settings.read_only else None,
                 connect_timeout=CONNECT_TIMEOUT_SECONDS,
                 application_name=APPLICATION_NAME,
                 autocommit=True,
@@ -764,6 +780,12 @@ class _PostgresProvider(ResourceProvider):
         settings = self._settings or settings_from_config(None, os.environ)
         return _Session(settings, subject)
 
+    def _may_write(self, subject: str, sent: str) -> None:
+        """Refuse, before connecting, a write in a read-only run (:mod:`components.access`)."""
+        settings = self._settings or settings_from_config(None, os.environ)
+        if settings.read_only:
+            raise PostgresError(f"{subject}: {ReadOnlyRefusal('PostgreSQL', sent)}")
+
     @contextmanager
     def _connected(self, subject: str) -> Iterator[_Session]:
         session = self._session(subject)
@@ -781,7 +803,8 @@ class _PostgresProvider(ResourceProvider):
 
     @contextmanager
     def _writing(self, subject: str, sent: str) -> Iterator[psycopg.Connection[Any]]:
-        """One transaction: everything in it commits together or not at all."""
+        """One transaction: everything in it commits together or not at all (never in a read-only run)."""
+        self._may_write(subject, sent)
         with self._connected(subject) as session, session.step(sent) as conn, conn.transaction():
             yield conn
 
@@ -1216,6 +1239,7 @@ class SharedSchemaProvider(_PostgresProvider):
     differ = staticmethod(diff_schema)
 
     def _apply(self, inputs: SchemaInputs) -> dict[str, Any]:
+        self._may_write("platform", "the shared schema (sql/schema)")
         with self._connected("platform") as s:
             for name in sorted(inputs.files):
                 with s.step(f"sql/schema/{name}") as conn, conn.transaction():

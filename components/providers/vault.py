@@ -53,6 +53,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
+from components.access import ReadOnlyRefusal, read_only
 from components.config import VaultConfig, secret_from_raw, section_from_raw
 from components.naming import vault_policy_name, vault_secret_path, vault_tenant_prefix
 
@@ -149,6 +150,7 @@ class _Connection:
     address: str
     token: str | None = field(repr=False)
     mount: str = "secret"
+    read_only: bool = False
 
 
 # Per configured provider object, in the process that runs it; never part of the object's pickled state.
@@ -162,7 +164,7 @@ def connection_from_config(raw: Any, environ: Mapping[str, str]) -> _Connection:
     section = section_from_raw(raw, "vault", VaultConfig)
     address = section.address if "address" in section.model_fields_set else environ.get("VAULT_ADDR") or section.address
     token = secret_from_raw(raw, "vaultToken", environ)
-    return _Connection(address=address, token=token, mount=section.mount)
+    return _Connection(address=address, token=token, mount=section.mount, read_only=read_only(environ))
 
 
 @contextmanager
@@ -170,6 +172,8 @@ def _vault_errors(rut: str, doing: str) -> Iterator[None]:
     """Turn a failed request into one line naming the tenant, the request and Vault's answer."""
     try:
         yield
+    except ReadOnlyRefusal as refusal:
+        raise VaultProviderError(f"tenant {rut}: {refusal}") from None
     except VaultRequestError as error:
         status = str(error.status) if error.status else "no answer"
         hint = ""
@@ -212,7 +216,7 @@ class _VaultProvider(ResourceProvider):
                         f"tenant {rut}: no Vault token: set it with `pulumi config set --secret "
                         "smarteros:vaultToken` or the VAULT_TOKEN environment variable"
                     )
-                client = VaultApi(connection.address, connection.token)
+                client = VaultApi(connection.address, connection.token, read_only=connection.read_only)
                 _CLIENTS[self] = client
             return client
 

@@ -14,6 +14,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from components.access import READ_METHODS, ReadOnlyRefusal
+
 REQUEST_TIMEOUT = 10.0
 """Seconds before any single request to Vault is abandoned."""
 
@@ -86,7 +88,11 @@ class VaultApi:
     reported. A 404 on a read means "absent" and returns None.
     """
 
-    def __init__(self, address: str, token: str, *, timeout: float = REQUEST_TIMEOUT) -> None:
+    def __init__(
+        self, address: str, token: str, *, timeout: float = REQUEST_TIMEOUT, read_only: bool = False
+    ) -> None:
+        self.read_only = read_only
+        """Send reads only; anything else raises :class:`~components.access.ReadOnlyRefusal` unsent."""
         retry = Retry(
             total=4,
             connect=3,
@@ -106,6 +112,8 @@ class VaultApi:
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send one request; the decoded JSON body (None when empty), or :class:`VaultRequestError`."""
+        if self.read_only and method.upper() not in READ_METHODS:
+            raise ReadOnlyRefusal("Vault", f"{method.upper()} /v1/{path}")
         try:
             response = self._adapter.request(method, f"/v1/{path}", raise_exception=False, **kwargs)
         except requests.Timeout:

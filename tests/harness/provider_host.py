@@ -50,8 +50,9 @@ providers must live with these facts:
   exception type as ``.reason``. That is why error messages must stand on the last line.
 * The host runs four worker threads; calls from several Python threads against one host are allowed.
 * The host inherits this process's environment minus the credential fallbacks the providers read
-  (``VAULT_*``, ``PG*``, ``DATABASE_URL``, ``METABASE_*``, ``CLOUDFLARE_API_TOKEN``), so a test only sees the
-  credentials it passes on purpose through ``config`` or ``env``.
+  (``VAULT_*``, ``PG*``, ``DATABASE_URL``, ``METABASE_*``, ``CLOUDFLARE_API_TOKEN``) and the read-only switch
+  ``SMARTEROS_READ_ONLY``, so a test only sees the credentials it passes on purpose through ``config`` or
+  ``env``.
 """
 
 from __future__ import annotations
@@ -92,7 +93,9 @@ START_TIMEOUT = 30.0
 CALL_TIMEOUT = 60.0
 
 # Environment variables the providers may fall back to; never inherited by a host implicitly.
-_CREDENTIAL_ENV = re.compile(r"^(VAULT_.*|PG[A-Z]*|DATABASE_URL|METABASE_.*|CLOUDFLARE_.*|PULUMI_CONFIG.*)$")
+_CREDENTIAL_ENV = re.compile(
+    r"^(VAULT_.*|PG[A-Z]*|DATABASE_URL|METABASE_.*|CLOUDFLARE_.*|PULUMI_CONFIG.*|SMARTEROS_READ_ONLY)$"
+)
 _SECRET_NAME = re.compile(r"(token|password|secret|apikey|key)$", re.IGNORECASE)
 
 # The engine accepts long error reports (whole tracebacks travel as gRPC status details); gRPC's Python

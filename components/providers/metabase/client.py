@@ -26,6 +26,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from components.access import READ_METHODS, ReadOnlyRefusal
+
 TIMEOUT = (5.0, 60.0)  # (connect, read) seconds for every call
 GRAPH_CACHE_SECONDS = 20.0
 """How long an answer read for a refresh serves other refreshes in the same process (writes read afresh)."""
@@ -177,7 +179,11 @@ def _seg(value: Any) -> str:
 class MetabaseClient:
     """The Metabase REST endpoints this project uses. See https://www.metabase.com/docs/latest/api."""
 
-    def __init__(self, url: str, api_key: str, *, retries: int = 4, backoff: float = 0.2) -> None:
+    def __init__(
+        self, url: str, api_key: str, *, retries: int = 4, backoff: float = 0.2, read_only: bool = False
+    ) -> None:
+        self.read_only = read_only
+        """Send reads only; anything else raises :class:`~components.access.ReadOnlyRefusal` unsent."""
         self._base = url.rstrip("/")
         self._http = _session(api_key, retries, backoff)
         self._lock = threading.Lock()
@@ -208,6 +214,8 @@ class MetabaseClient:
         return answer
 
     def _call(self, method: str, path: str, body: Any = None, params: Mapping[str, str] | None = None) -> Any:
+        if self.read_only and method.upper() not in READ_METHODS:
+            raise ReadOnlyRefusal("Metabase", f"{method.upper()} {path}")
         if method != "GET":
             with self._lock:
                 self._recent.clear()

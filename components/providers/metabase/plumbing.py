@@ -12,12 +12,13 @@ from typing import Any, ClassVar, TypeVar
 
 from pulumi.dynamic import CheckFailure, ConfigureRequest, DiffResult, ResourceProvider
 
+from components.access import ReadOnlyRefusal, read_only
 from components.config import MetabaseConfig, secret_from_raw, section_from_raw
 
 from .client import ApiFailure, MetabaseClient, MetabaseError
 
 _CLIENTS: weakref.WeakKeyDictionary[ResourceProvider, MetabaseClient] = weakref.WeakKeyDictionary()
-_SHARED: dict[tuple[str, str], MetabaseClient] = {}
+_SHARED: dict[tuple[str, str, bool], MetabaseClient] = {}
 _CLIENTS_LOCK = threading.Lock()
 
 
@@ -104,7 +105,7 @@ def _reporting(tenant: str | None) -> Iterator[None]:
     """Turn an API failure into a one-line error naming the tenant (the host prints the last line)."""
     try:
         yield
-    except ApiFailure as exc:
+    except (ApiFailure, ReadOnlyRefusal) as exc:
         raise MetabaseError(f"{owner_label(tenant)}: {exc}") from None
 
 
@@ -132,7 +133,7 @@ class _MetabaseProvider(ResourceProvider):
             url = os.environ.get("METABASE_URL", settings.url)
         api_key = secret_from_raw(req.config, "metabaseApiKey", os.environ) or ""
         with _CLIENTS_LOCK:
-            _CLIENTS[self] = _shared_client(url, api_key)
+            _CLIENTS[self] = _shared_client(url, api_key, read_only(os.environ))
 
     def _client(self) -> MetabaseClient:
         with _CLIENTS_LOCK:
@@ -140,7 +141,9 @@ class _MetabaseProvider(ResourceProvider):
             if client is None:
                 default_url = MetabaseConfig.model_validate({}).url
                 client = _shared_client(
-                    os.environ.get("METABASE_URL", default_url), os.environ.get("METABASE_API_KEY", "")
+                    os.environ.get("METABASE_URL", default_url),
+                    os.environ.get("METABASE_API_KEY", ""),
+                    read_only(os.environ),
                 )
                 _CLIENTS[self] = client
             return client
@@ -170,11 +173,11 @@ class _MetabaseProvider(ResourceProvider):
         return plan_diff(_inputs(olds), news, self.fields, self.replace_fields, self.name_field)
 
 
-def _shared_client(url: str, api_key: str) -> MetabaseClient:
+def _shared_client(url: str, api_key: str, reads_only: bool) -> MetabaseClient:
     """One client per Metabase and key in this process (called with ``_CLIENTS_LOCK`` held), so providers
     share its connection pool and its short-lived graph cache."""
-    key = (url, api_key)
+    key = (url, api_key, reads_only)
     client = _SHARED.get(key)
     if client is None:
-        client = _SHARED[key] = MetabaseClient(url, api_key)
+        client = _SHARED[key] = MetabaseClient(url, api_key, read_only=reads_only)
     return client
