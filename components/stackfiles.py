@@ -3,8 +3,9 @@
 Two things come from them: the policy every tenant file must satisfy (reserved slugs, public mail
 domains, the platform's own hostnames; see :mod:`components.policy`), and problems of their own. A
 credential in clear is refused: a key that names a credential (``vaultToken``, ``...Password``,
-``...ApiKey``) must hold Pulumi's encrypted ``secure:`` form, and no value or comment may look like a
-credential. Messages name the file, line and key, never the value.
+``...ApiKey``) must hold Pulumi's encrypted ``secure:`` form, and none may be there at all in a stack
+whose ``smarteros:credentials`` is ``environment``; no value or comment may look like a credential.
+Messages name the file, line and key, never the value.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ CREDENTIAL_KEY_RE = re.compile(r"(?i)(password|passwd|secret|token|api_?key|priv
 def credential_key(key: str) -> bool:
     """Whether a config key (``smarteros:vaultToken``, ``aws:secretKey``) names a credential."""
     name = key.rsplit(":", 1)[-1]
+    if key in (f"{PROJECT}:credentials", "credentials"):
+        return False  # where credentials come from, not one
     return name in SECRET_KEYS or CREDENTIAL_KEY_RE.search(name) is not None
 
 
@@ -45,10 +48,20 @@ def check_stack_file(path: Path) -> tuple[Policy | None, list[Problem]]:
     config = doc.data.get("config") if isinstance(doc.data, dict) else None
     if not isinstance(config, dict):
         return Policy(), checker.problems
+    from_environment = config.get(f"{PROJECT}:credentials", config.get("credentials")) == "environment"
     for key, value in config.items():
         if ("config", key) in doc.reported:
             continue  # already reported as a credential, once is enough
-        if credential_key(key) and not (isinstance(value, dict) and set(value) == {"secure"}):
+        if credential_key(key) and from_environment:
+            variable = SECRET_KEYS.get(key.rsplit(":", 1)[-1])
+            checker.add(
+                doc.values.get(("config", key)),
+                ("config", key),
+                f"a credential in a stack whose credentials come from the environment "
+                f"(`{PROJECT}:credentials: environment`); remove it"
+                + (f" and give it to `pulumi up` as {variable}" if variable else ""),
+            )
+        elif credential_key(key) and not (isinstance(value, dict) and set(value) == {"secure"}):
             node = doc.values.get(("config", key))
             name = key if ":" in key else f"{PROJECT}:{key}"
             checker.add(

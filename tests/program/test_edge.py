@@ -176,7 +176,9 @@ def test_local_stack_without_a_zone_registers_no_cloudflare_resource() -> None:
 
 
 def test_api_token_reaches_the_provider_only_as_a_secret() -> None:
-    config = stack_config("prod", cloudflareApiToken="cf-token-for-this-test-only")
+    config = stack_config(
+        "prod", credentials="config-or-environment", cloudflareApiToken="cf-token-for-this-test-only"
+    )
     resources = run_program(config=config, secret_keys=["smarteros:cloudflareApiToken"], stack="prod")
     provider = one(resources, type=PROVIDER)
     from pulumi.runtime import rpc

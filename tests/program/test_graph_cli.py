@@ -64,6 +64,7 @@ def test_unknown_stack_is_a_one_line_error() -> None:
 
 def test_secure_values_of_a_stack_file_show_as_secret(tmp_path: Path) -> None:
     stack = (ROOT / "Pulumi.prod.yaml").read_text(encoding="utf-8")
+    stack = stack.replace("smarteros:credentials: environment", "smarteros:credentials: config-or-environment")
     stack += "  smarteros:cloudflareApiToken:\n    secure: v1:AAAABBBBCCCCDDDD\n"
     (tmp_path / "Pulumi.review.yaml").write_text(stack, encoding="utf-8")
     values, secret_keys = load_stack_file("review", root=tmp_path)

@@ -70,7 +70,9 @@ def test_stack_outputs_name_each_tenants_hostnames_path_role_and_workspace(prod:
 
 def test_stack_outputs_carry_no_secret_value() -> None:
     run = execute(
-        config=stack_config("prod", cloudflareApiToken="cf-token-only-in-this-test"),
+        config=stack_config(
+            "prod", credentials="config-or-environment", cloudflareApiToken="cf-token-only-in-this-test"
+        ),
         secret_keys=["smarteros:cloudflareApiToken"],
         stack="prod",
     )
