@@ -67,10 +67,13 @@ def bootstrap_postgres(
     known_passwords: Mapping[str, str] | None = None,
     readme: Path | None = None,
     root: Path = REPO_ROOT,
+    preview: bool = False,
 ) -> dict[str, str]:
-    """The platform database, then README's "Once per database" steps in it; the passwords set, by role."""
+    """The platform database, then README's "Once per database" steps in it (with ``preview``, the psql
+    steps of "Once per preview environment" instead); the passwords set, by role."""
     ensure_database(admin, database)
-    steps = readme_steps(readme).database
+    found = readme_steps(readme)
+    steps = found.preview_for("psql") if preview else found.database
     with psycopg.connect(admin.conninfo(database), autocommit=True) as conn:
 
         def execute(text: str) -> None:
@@ -106,11 +109,15 @@ def bootstrap_vault(
     known_tokens: Sequence[str] = (),
     readme: Path | None = None,
     root: Path = REPO_ROOT,
+    preview: bool = False,
 ) -> list[str]:
-    """KV v2 and AppRole, then README's "Once per Vault" steps; the tokens issued (or kept), in order."""
+    """KV v2 and AppRole, then README's "Once per Vault" steps (with ``preview``, the vault steps of "Once
+    per preview environment" instead); the tokens issued (or kept), in order."""
     admin = VaultAdmin(address, admin_token)
     ensure_vault_engines(admin, mount)
-    outcome = apply_vault_steps(readme_steps(readme).vault, admin, known_tokens=known_tokens, root=root)
+    found = readme_steps(readme)
+    steps = found.preview_for("vault") if preview else found.vault
+    outcome = apply_vault_steps(steps, admin, known_tokens=known_tokens, root=root)
     return [token for _, token in outcome.tokens]
 
 

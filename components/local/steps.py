@@ -1,8 +1,9 @@
 """The README's one-time set-up steps, read from README.md and applied by a program.
 
-README.md tells an administrator what to run once per database ("Once per database, ...") and once per
-Vault ("Once per Vault, ..."): shell blocks of ``psql`` and ``vault`` commands. :func:`readme_steps` reads
-those blocks from the README itself, so whatever the README says is what the local platform does;
+README.md tells an administrator what to run once per database ("Once per database, ..."), once per
+Vault ("Once per Vault, ...") and once per preview environment (the read-only identities): shell blocks
+of ``psql`` and ``vault`` commands. :func:`readme_steps` reads those blocks from the README itself, so
+whatever the README says is what the local platform and the tests do;
 :func:`apply_database_steps` and :func:`apply_vault_steps` carry them out with psycopg and hvac instead of
 the command-line tools (which a machine running the platform in containers may not have).
 
@@ -35,6 +36,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATABASE_SECTION = "Once per database"
 VAULT_SECTION = "Once per Vault"
+PREVIEW_SECTION = "Once per preview environment"
 _FENCE = re.compile(r"^```(\w*)\s*$")
 
 
@@ -111,16 +113,28 @@ class ReadmeSteps:
 
     database: tuple[Step, ...]
     vault: tuple[Step, ...]
+    preview: tuple[Step, ...] = ()
+    """The read-only identities of previews and the drift check: psql and vault steps together."""
+
+    def preview_for(self, tool: str) -> tuple[Step, ...]:
+        """The preview steps of one tool (``psql`` or ``vault``); a README without them is an error."""
+        found = tuple(step for step in self.preview if step.argv[0] == tool)
+        if not found:
+            raise SetupError(f"README.md: no {tool} command follows {PREVIEW_SECTION!r}")
+        return found
 
 
 def readme_steps(readme: Path | None = None) -> ReadmeSteps:
-    """Read README.md's "Once per database" and "Once per Vault" blocks."""
+    """Read README.md's "Once per database", "Once per Vault" and "Once per preview environment" blocks."""
     path = readme or REPO_ROOT / "README.md"
     lines = path.read_text(encoding="utf-8").splitlines()
     source = path.name
     return ReadmeSteps(
         database=tuple(_blocks_after(lines, DATABASE_SECTION, source)),
         vault=tuple(_blocks_after(lines, VAULT_SECTION, source)),
+        preview=tuple(_blocks_after(lines, PREVIEW_SECTION, source))
+        if any(text.startswith(PREVIEW_SECTION) for text in lines)
+        else (),
     )
 
 

@@ -21,7 +21,12 @@ The state (:attr:`Converger.state`) holds, per URN, the id, checked inputs, outp
 and survives between passes; :meth:`Converger.forget` loses it. After the first failing step no new step
 starts (the engine's default); steps already running finish.
 
-What it leaves out: previews, ``protect``, and deleting resources the program no longer registers (they stay
+:meth:`Converger.preview` plays ``pulumi preview`` (``--refresh``): the same program and calls up to Diff,
+never Create, Update or Delete, and the state is left as it was (a refresh's answers serve only that
+preview's diffs). A resource to be created or changed hands the program its planned inputs as outputs,
+where the engine would hand it unknowns.
+
+What it leaves out: ``protect``, and deleting resources the program no longer registers (they stay
 in state); steps run as the SDK registers them, in its executor threads, rather than under the engine's
 ``--parallel`` limit.
 
@@ -33,6 +38,7 @@ need to count requests: ``log_statement`` on the provisioning role, and a file a
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import re
@@ -521,11 +527,31 @@ class Converger:
 
     # -- up -----------------------------------------------------------------------------------------
 
-    def up(self, *, refresh: bool = False, before_step: Callable[[Step], None] | None = None) -> Pass:
+    def preview(self, *, refresh: bool = False) -> Pass:
+        """One ``pulumi preview`` (``--refresh`` when ``refresh``): what ``up`` would do, without doing it.
+
+        Each step's ``op`` is what the engine would show (``create``, ``update``, ``replace``, ``same``)
+        and ``changes`` the fields a replacement names; the state is unchanged afterwards.
+        """
+        with self._lock:
+            saved = copy.deepcopy(self.state)
+        try:
+            return self.up(refresh=refresh, apply=False)
+        finally:
+            with self._lock:
+                self.state = saved
+
+    def up(
+        self,
+        *,
+        refresh: bool = False,
+        before_step: Callable[[Step], None] | None = None,
+        apply: bool = True,
+    ) -> Pass:
         """One ``pulumi up`` (``--refresh`` when ``refresh``): returns every step and how the program ended.
 
         ``before_step`` is called before each dynamic resource's first call to the host (tests use it to
-        break a server in the middle of a converge).
+        break a server in the middle of a converge). ``apply=False`` stops each step at Diff (a preview).
         """
         began = time.perf_counter()
         steps: list[Step] = []
@@ -558,7 +584,7 @@ class Converger:
                         before_step(step)
                     started = time.perf_counter()
                     try:
-                        id_, outputs = converger._step(step, request, args.inputs)
+                        id_, outputs = converger._step(step, request, args.inputs, apply=apply)
                     except ProviderCallError as error:
                         step.op, step.error = "failed", error
                         aborted.set()
@@ -583,7 +609,7 @@ class Converger:
         mocks = EngineMocks()
         monitor = EngineMonitor(mocks)
         try:
-            self._run(mocks, monitor)
+            self._run(mocks, monitor, preview=not apply)
         except Exception as error:
             failure = error
         run = ProgramRun(list(monitor.registered), dict(monitor.outputs), monitor.stack_urn)
@@ -591,7 +617,7 @@ class Converger:
             failure = StepFailed("a step failed")
         return Pass(steps, run, failure, refreshed, time.perf_counter() - began, refresh_seconds)
 
-    def _run(self, mocks: Any, monitor: Any) -> None:
+    def _run(self, mocks: Any, monitor: Any, *, preview: bool = False) -> None:
         import runpy
 
         import pulumi
@@ -604,7 +630,7 @@ class Converger:
         settings.ROOT.set(None)
         settings.SETTINGS.rpc_manager.clear()
         settings.SETTINGS.outputs.clear()
-        pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=self.stack, preview=False, monitor=monitor)
+        pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=self.stack, preview=preview, monitor=monitor)
         settings.ROOT.set(None)
 
         def main() -> None:
@@ -613,8 +639,11 @@ class Converger:
         with _working_directory(self.root):
             _sync_await(run_in_stack(main))
 
-    def _step(self, step: Step, request: Any, registered: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-        """Check, then Create, or Diff and Update/replace, as the engine does; records the state."""
+    def _step(
+        self, step: Step, request: Any, registered: Mapping[str, Any], *, apply: bool = True
+    ) -> tuple[str, dict[str, Any]]:
+        """Check, then Create, or Diff and Update/replace, as the engine does; records the state. With
+        ``apply=False``, only Check and Diff: the step says what would happen and nothing is recorded."""
         provider = str(_plain(registered[PROVIDER_KEY]))
         news = {k: _plain(v) for k, v in registered.items() if k != PROVIDER_KEY}
         with self._lock:
@@ -624,6 +653,8 @@ class Converger:
             reasons = "; ".join(f"{p}: {r}" for p, r in check.failures)
             raise ProviderCallError("Check", grpc.StatusCode.INVALID_ARGUMENT, reasons)
         inputs = check.inputs
+        if not apply:
+            return self._planned(step, provider, old, inputs)
         if old is None:
             id_, outputs = self.host.create(provider, step.urn, inputs)
             step.op = "create"
@@ -655,3 +686,21 @@ class Converger:
                 retain_on_delete=bool(request.retainOnDelete),
             )
         return id_, outputs
+
+    def _planned(
+        self, step: Step, provider: str, old: StateEntry | None, inputs: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        """What a preview shows for one resource: its op, and the outputs the program sees meanwhile."""
+        if old is None:
+            step.op = "create"
+            return f"(would create {step.name})", dict(inputs)
+        diff = self.host.diff(provider, old.id, step.urn, old.outputs, inputs)
+        changes = diff.changes if diff.changes is not None else old.inputs != inputs
+        if diff.replaces:
+            step.op, step.changes = "replace", list(diff.replaces)
+        elif changes:
+            step.op = "update"
+        else:
+            step.op = "same"
+            return old.id, old.outputs
+        return old.id, {**old.outputs, **inputs}
