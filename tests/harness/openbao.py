@@ -26,7 +26,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -221,9 +221,12 @@ def provision(address: str, admin_token: str, mount: str = "secret") -> str:
     return token
 
 
-def run_readme_vault_commands(address: str, admin_token: str) -> str:
-    """README's "Once per Vault" commands, literally, with ``bao`` (the same arguments as ``vault``) run from
-    the repository root as the administrator ``admin_token``; returns what the last command prints."""
+def run_readme_vault_commands(
+    address: str, admin_token: str, commands: Sequence[Sequence[str]] | None = None
+) -> str:
+    """README's "Once per Vault" commands (or ``commands`` from another README block), literally, with ``bao``
+    (the same arguments as ``vault``) run from the repository root as the administrator ``admin_token``;
+    returns what the last command prints."""
     home = Path(tempfile.mkdtemp(prefix="smarteros-bao-cli-"))
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -235,7 +238,7 @@ def run_readme_vault_commands(address: str, admin_token: str) -> str:
     }
     output = ""
     try:
-        for command in readme_vault_setup():
+        for command in readme_vault_setup() if commands is None else commands:
             if command[0] != "vault":
                 raise OpenBaoHarnessError(f"README's Vault set-up runs {command[0]!r}, not the vault CLI")
             done = subprocess.run(

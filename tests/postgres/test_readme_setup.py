@@ -7,14 +7,14 @@ from __future__ import annotations
 import secrets
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
 import pytest
 
 from components.local.bootstrap import bootstrap_postgres
-from components.local.steps import REPO_ROOT, readme_steps
+from components.local.steps import REPO_ROOT, Step, readme_steps
 from tests.harness.postgres import PostgresServer
 from tests.postgres.conftest import DBNAME, PROVISIONER
 
@@ -32,16 +32,17 @@ def clusters() -> Iterator[tuple[PostgresServer, PostgresServer]]:
         first.stop()
 
 
-def run_readme_psql(server: PostgresServer, dbname: str, password: str) -> None:
-    """README's psql commands as written, ``$ADMIN_URL`` naming the superuser (its password in ``PGPASSWORD``);
-    ``\\password`` reads the new password twice from standard input (no terminal: a session of its own)."""
+def run_readme_psql(server: PostgresServer, dbname: str, password: str, steps: Sequence[Step] | None = None) -> None:
+    """README's psql commands as written (its "Once per database" ones unless ``steps`` says), ``$ADMIN_URL``
+    naming the superuser (its password in ``PGPASSWORD``); ``\\password`` reads the new password twice from
+    standard input (no terminal: a session of its own)."""
     psql = shutil.which("psql")
     assert psql is not None, "the psql client is not installed"
     admin_url = psycopg.conninfo.make_conninfo(
         host=server.host, port=server.port, user=server.superuser, dbname=dbname, sslmode="disable"
     )
     env = {"PATH": "/usr/bin:/bin", "PGPASSWORD": server.superuser_password}
-    for step in readme_steps().database:
+    for step in readme_steps().database if steps is None else steps:
         assert step.argv[0] == "psql", f"README's database set-up runs {step.argv[0]!r}"
         argv = [psql, *(admin_url if word == "$ADMIN_URL" else word for word in step.argv[1:])]
         done = subprocess.run(

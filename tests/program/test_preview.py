@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ import pytest
 from components import naming
 from components.access import READ_ONLY_ENV
 from components.local.bootstrap import bootstrap_postgres, bootstrap_vault
+from components.local.steps import readme_steps
 from components.spec import TenantSpec, load_tenants
 from tests.harness.converge import (
     CREDENTIAL_KEYS,
@@ -39,7 +41,9 @@ from tests.harness.converge import (
     statement_kind,
     write_tenants,
 )
+from tests.harness.openbao import run_readme_vault_commands
 from tests.harness.provider_host import ProviderHost
+from tests.postgres.test_readme_setup import run_readme_psql
 from tests.program.converged import MOUNT, secret_values, vault
 
 pytestmark = pytest.mark.xdist_group("converge")
@@ -315,3 +319,31 @@ def test_a_read_only_run_refuses_a_stack_config_that_holds_credentials(world: Wo
     for credential in world.servers.credentials():
         assert credential not in message
     assert sent.postgres == sent.vault == sent.metabase == []
+
+
+def test_readmes_own_preview_commands_make_identities_a_refresh_preview_runs_with(
+    world: World, read_only_program: None
+) -> None:
+    """README's "Once per preview environment" commands, run literally with the real psql and bao (run last:
+    ``\\password`` gives the preview role a new password)."""
+    steps = readme_steps()
+    password = secrets.token_urlsafe(24)
+    run_readme_psql(world.servers.postgres, DBNAME, password, steps.preview_for("psql"))
+    token = run_readme_vault_commands(
+        world.servers.openbao.address,
+        world.servers.openbao.root_token,
+        [list(step.argv) for step in steps.preview_for("vault")],
+    )
+    assert looked_up_policies(world.servers, token) == ("smarteros-preview",)
+    env = {**world.preview_env, "PGPASSWORD": password, "VAULT_TOKEN": token}
+    with EngineHost(env=env) as host:
+        host.configure(world.config_without_credentials())
+        reader = Converger(host, world.config_without_credentials(), secret_keys=[])
+        reader.state = copy.deepcopy(world.writer.state)
+        mark = world.mark()
+        done = reader.preview(refresh=True)
+        sent = world.sent_since(mark)
+    assert done.failure is None and not done.errors, done
+    assert done.ops["read"] == len(world.writer.state)
+    assert sent.writes() == {"postgres": [], "vault": [], "metabase": []}
+    assert {role for role, _ in sent.postgres} == {PREVIEW_ROLE}
