@@ -213,8 +213,8 @@ class _VaultProvider(ResourceProvider):
                 connection = self._connection()
                 if not connection.token:
                     raise VaultProviderError(
-                        f"tenant {rut}: no Vault token: set it with `pulumi config set --secret "
-                        "smarteros:vaultToken` or the VAULT_TOKEN environment variable"
+                        f"tenant {rut}: no Vault token: set the VAULT_TOKEN environment variable (or, where the "
+                        "stack allows it, `pulumi config set --secret smarteros:vaultToken`)"
                     )
                 client = VaultApi(connection.address, connection.token, read_only=connection.read_only)
                 _CLIENTS[self] = client

@@ -411,8 +411,8 @@ def test_no_token_at_all_names_the_setting_to_fill(vault: VaultTarget, provider_
     with pytest.raises(ProviderCallError) as failure:
         create_secret(host, secret_inputs(rut))
     assert failure.value.reason == (
-        f"tenant {rut}: no Vault token: set it with `pulumi config set --secret smarteros:vaultToken` "
-        "or the VAULT_TOKEN environment variable"
+        f"tenant {rut}: no Vault token: set the VAULT_TOKEN environment variable (or, where the stack allows "
+        "it, `pulumi config set --secret smarteros:vaultToken`)"
     )
 
 
