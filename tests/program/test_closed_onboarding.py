@@ -1,5 +1,5 @@
-"""A tenant whose first converge is already closed: a new file with ``status: suspended``, and a trial added
-after its last day (converged as suspended). The real ``__main__.py`` converges them the way ``pulumi up``
+"""A tenant whose first converge is already closed: a new file with ``status: suspended`` or ``cancelled``, and
+a trial added after its last day (converged as suspended). The real ``__main__.py`` converges them the way ``pulumi up``
 does, every dynamic resource through the real provider host, against a real PostgreSQL and OpenBao and the
 Metabase double (:mod:`tests.harness.converge`), next to an active tenant.
 
@@ -33,8 +33,8 @@ from tests.program.converged import MOUNT, approle_token, connect_as, metabase, 
 
 pytestmark = pytest.mark.xdist_group("closed-onboarding")
 
-NEIGHBOUR, SUSPENDED, LATE_TRIAL = 72_000_000, 72_000_001, 72_000_002
-CLOSED = (SUSPENDED, LATE_TRIAL)
+NEIGHBOUR, SUSPENDED, LATE_TRIAL, CANCELLED = 72_000_000, 72_000_001, 72_000_002, 72_000_003
+CLOSED = (SUSPENDED, LATE_TRIAL, CANCELLED)
 CONNECTION = "pulumi-python:dynamic/metabase:DatabaseConnection"
 
 
@@ -57,6 +57,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_tenant(found, NEIGHBOUR, "active")
     write_tenant(found, SUSPENDED, "suspended")
     write_tenant(found, LATE_TRIAL, "trial", "2020-01-31")  # added long after its last day
+    write_tenant(found, CANCELLED, "cancelled")  # kept on file, never opened yet
     return found
 
 
@@ -123,11 +124,18 @@ def query_access(servers: Servers, body: int) -> dict[str, str]:
     return found
 
 
+def collection_id(converger: Converger, body: int) -> int:
+    [entry] = [e for e in converger.entries(":Collection") if e.name == f"{make_rut(body)}-collection"]
+    return int(entry.id)
+
+
 def collection_access(servers: Servers, converger: Converger, body: int) -> list[str]:
-    rut = make_rut(body)
-    [entry] = [e for e in converger.entries(":Collection") if e.name == f"{rut}-collection"]
     graph = metabase(servers, "/api/collection/graph")
-    return [collection_level(graph, gid, int(entry.id)) for gid in group_ids(servers, rut)]
+    return [collection_level(graph, gid, collection_id(converger, body)) for gid in group_ids(servers, make_rut(body))]
+
+
+def archived(servers: Servers, converger: Converger, body: int) -> bool:
+    return bool(metabase(servers, f"/api/collection/{collection_id(converger, body)}").get("archived"))
 
 
 def identities(converger: Converger) -> dict[str, str]:
@@ -161,6 +169,7 @@ def test_every_door_of_a_tenant_closed_from_the_start_is_shut(
     assert approle_read(servers, rut) == 403
     assert query_access(servers, body) == {}
     assert collection_access(servers, converger, body) == ["none", "none"]
+    assert archived(servers, converger, body) is (body == CANCELLED)
 
 
 def test_a_second_converge_reading_everything_back_writes_nothing(
@@ -179,10 +188,11 @@ def test_a_second_converge_reading_everything_back_writes_nothing(
 
 @pytest.fixture(scope="module")
 def opened(first: Pass, converger: Converger, folder: Path) -> tuple[Pass, dict[str, str], dict[str, str]]:
-    """Both closed tenants set ``active`` and converged: the pass, and every resource id before and after."""
+    """The closed tenants set ``active`` and converged: the pass, and every resource id before and after."""
     before = identities(converger)
     write_tenant(folder, SUSPENDED, "active")
     write_tenant(folder, LATE_TRIAL, "active")  # the customer signed
+    write_tenant(folder, CANCELLED, "active")
     done = converger.up()
     return done, before, identities(converger)
 
@@ -215,6 +225,7 @@ def test_once_open_only_the_tenant_queries_its_new_connection(
     others |= {int(gid) for gid in (graph.get("groups") or {})} - set(group_ids(servers, rut)) - {2}
     assert {gid: query_level(graph, gid, dbid) for gid in others} == dict.fromkeys(others, "no")
     assert collection_access(servers, converger, body) == ["write", "read"]
+    assert archived(servers, converger, body) is False
     assert database_refusal(servers, rut) is None
     assert approle_read(servers, rut) == 200
     # The login Metabase now holds for the connection works.
