@@ -13,7 +13,7 @@ import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pulumi.dynamic import DiffResult
 
@@ -151,7 +151,7 @@ DEFERRED = "deferred"
 """What stands for the Metabase id, in a resource id, while the tenant's connection does not exist yet."""
 
 
-def connection_step(login: bool, found: bool) -> str:
+def connection_step(login: bool, found: bool) -> Literal["adopt", "create", "defer"]:
     """What creating a tenant's connection does now: ``adopt`` the one this stack already owns (``found``),
     ``create`` it when the tenant's role may log in, or ``defer`` it until a converge sees the tenant open.
 
