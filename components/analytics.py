@@ -18,7 +18,9 @@ before it returns, and deletes a fresh connection it cannot close.
 
 A suspended or cancelled tenant's groups are set to ``no`` on its connection and ``none`` on its collection, and
 a cancelled tenant's collection is archived; reactivation sets them back. Groups, collection, questions and
-connection are kept throughout.
+connection are kept throughout. A tenant whose first converge is already closed gets no connection yet (Metabase
+tests the login of every new connection, and a closed tenant's role may not log in): the first converge that
+sees it open creates it, closed to other groups, and sets the edges on it.
 """
 
 from __future__ import annotations
@@ -224,6 +226,9 @@ class Analytics(pulumi.ComponentResource):
             tenant=rut,
             stack=stack_marker(),
             allowed_group_ids=allowed,
+            # Metabase tests the login before storing a connection: a tenant that starts closed gets it when it
+            # opens (the edges below have nothing to set until then).
+            login=is_open(spec.status),
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=[*after_platform, *args.database_access],

@@ -28,7 +28,7 @@ from components.analytics import collection_levels, database_connection_name, qu
 from components.catalog import TENANT_TABLES
 from components.config import stack_config_from_raw
 from components.database import grant_inputs, record_inputs, role_inputs, schema_files
-from components.lifecycle import is_archived
+from components.lifecycle import is_archived, is_open
 from components.providers.metabase import (
     Collection,
     CollectionIsolation,
@@ -286,6 +286,7 @@ class TenantStack:
                     "tenant": self.rut,
                     "stack": STACK,
                     "allowed_group_ids": [self.id_of("owners"), self.id_of("viewers")],
+                    "login": is_open(status),
                 },
             )
         )

@@ -752,6 +752,9 @@ class MetabaseDouble(HttpDouble):
                 # src/metabase/warehouses_rest/api.clj (POST /): the body schema has name, engine, details and
                 # sync options, no description: v50 drops it silently (the current line's closed schema would
                 # refuse it). The connection is tested first (opportunistic SSL), then the row is inserted.
+                # Nothing skips the test: the current line (commit 004f0ce6) refuses ``is_stub`` ("is_stub may
+                # not be set via the API") and always calls ``test-connection-details``; v50's handler
+                # (src/metabase/api/database.clj, commit 005fb02b) likewise. So a NOLOGIN role gets a 400.
                 name = (body or {}).get("name")
                 if not isinstance(name, str) or not name.strip():
                     raise self._invalid("name", "value must be a non-blank string.")

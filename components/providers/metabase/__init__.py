@@ -17,7 +17,8 @@ One module per resource, as terraform-provider-metabase keeps one file per resou
 * :mod:`.data_permissions` -- :class:`DataPermission` (group -> database: create-queries level) and
   :class:`DatabaseAccessLockdown` (one group's level on every database);
 * :mod:`.isolation` -- :class:`CollectionIsolation` and :class:`DatabaseIsolation` (every other group closed);
-* :mod:`.databases` -- :class:`DatabaseConnection` (a connection as the tenant's role).
+* :mod:`.databases` -- :class:`DatabaseConnection` (a connection as the tenant's role; deferred while the
+  tenant is closed and none exists yet, since Metabase tests the login before storing one).
 
 Type tokens are ``pulumi-python:dynamic/metabase:<Kind>``. Serialised state refers to provider classes by
 their import path ``components.providers.metabase.<Class>``: every name that path ever exported stays

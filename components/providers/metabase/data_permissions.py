@@ -7,6 +7,10 @@ Metabase (``src/metabase/permissions/api.clj``, ``.../models/data_permissions.cl
 ``/group/:id`` answer 200 even for ids that do not exist, so existence is checked with ``GET
 /api/database/:id`` and ``GET /api/permissions/group/:id``; graphs omit ``create-queries: no`` and empty
 entries; a level other than ``no`` goes with ``view-data: unrestricted``.
+
+An edge on a connection that is deferred (its tenant started closed: no ``database_id`` yet) has nothing to set:
+it is created as ``<group>:deferred``, reads back unchanged, and is set in the update that gets the connection's
+id; the id stays (Pulumi never changes an id on update) and ``database_id`` holds the Metabase id.
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ from components.catalog import QUERY_LEVELS
 
 from ..base import DynamicResource
 from .client import MetabaseClient, MetabaseError
-from .decisions import data_edge_patch, open_databases, query_level
+from .decisions import DEFERRED, data_edge_patch, metabase_id, open_databases, query_level
 from .edges import patch_graph
-from .plumbing import _inputs, _int, _MetabaseProvider, _reporting, _unless_absent
+from .plumbing import _inputs, _MetabaseProvider, _reporting, _unless_absent
 from .validation import edge_failures
 
 
@@ -39,6 +43,7 @@ class DataPermissionProvider(_MetabaseProvider):
 
     fields = ("group_id", "database_id", "level")
     replace_fields = ("group_id", "database_id")
+    filled_later = ("database_id",)
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         return CheckResult(news, edge_failures(news, QUERY_LEVELS))
@@ -56,15 +61,18 @@ class DataPermissionProvider(_MetabaseProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         inputs = _inputs(props)
-        gid, dbid = self._group(inputs["group_id"]), _int(inputs["database_id"])
-        self._set(inputs.get("tenant"), gid, dbid, inputs["level"])
+        gid, dbid = self._group(inputs["group_id"]), metabase_id("", inputs.get("database_id"))
+        if dbid is not None:
+            self._set(inputs.get("tenant"), gid, dbid, inputs["level"])
         outs = {**inputs, "group_id": gid, "database_id": dbid, "seen_revision": None}
-        return CreateResult(f"{gid}:{dbid}", outs)
+        return CreateResult(f"{gid}:{DEFERRED if dbid is None else dbid}", outs)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         inputs = _inputs(props)
         gid_text, _, db_text = id_.partition(":")
-        gid, dbid = int(gid_text), int(db_text)
+        gid, dbid = int(gid_text), metabase_id(db_text, inputs.get("database_id"))
+        if dbid is None:
+            return ReadResult(id_, inputs)  # the connection does not exist yet: no edge to read
         client = self._client()
         with _reporting(inputs.get("tenant")):
             reader = f"data-permission {id_}"
@@ -81,14 +89,17 @@ class DataPermissionProvider(_MetabaseProvider):
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         inputs = _inputs(news)
-        gid, dbid = self._group(inputs["group_id"]), _int(inputs["database_id"])
-        self._set(inputs.get("tenant"), gid, dbid, inputs["level"])
+        gid, dbid = self._group(inputs["group_id"]), metabase_id("", inputs.get("database_id"))
+        if dbid is not None:
+            self._set(inputs.get("tenant"), gid, dbid, inputs["level"])
         return UpdateResult({**inputs, "group_id": gid, "database_id": dbid, "seen_revision": None})
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         inputs = _inputs(props)
         gid_text, _, db_text = id_.partition(":")
-        gid, dbid = int(gid_text), int(db_text)
+        gid, dbid = int(gid_text), metabase_id(db_text, inputs.get("database_id"))
+        if dbid is None:
+            return  # the connection never existed: no edge to close
         with _reporting(inputs.get("tenant")):
             if not _exists(self._client(), gid, dbid):
                 return  # the database or the group is gone: no edge left to close

@@ -16,7 +16,19 @@ Metabase (``src/metabase/warehouses_rest/api.clj``, ``src/metabase/warehouses/ut
   (``test-connection-details``): ``ssl: false`` here means "not required", never a downgrade, so it is
   neither reported as drift nor sent back;
 * ``GET`` masks the password; ``PUT`` merges the details sent into the stored ones and retests only when they
-  changed; a failed connection test answers 400 with a humanised ``message``.
+  changed; a failed connection test answers 400 with a humanised ``message``;
+* ``POST`` always tests the login first and offers no way to skip it: the body schema is closed, ``is_stub``
+  is refused ("is_stub may not be set via the API") and ``test-connection-details`` runs before the insert
+  (``src/metabase/warehouses_rest/api.clj`` at commit 004f0ce6 of the current line;
+  ``src/metabase/api/database.clj`` at commit 005fb02b, the v50 line, tests the same way without ``is_stub``).
+
+So a tenant whose role may not log in (``login: false``: suspended, cancelled, or a trial past its date) cannot
+get a connection. When no connection of this stack exists yet, creating one is deferred
+(:func:`.decisions.connection_step`): the resource is created with the id ``deferred:<tenant>`` and no
+``database_id``, sends nothing to Metabase while the tenant stays closed (a refresh reads nothing and reports
+no drift), and the first converge that sees the tenant open creates the connection, closed to other groups as
+any new one, in an update. The id stays (Pulumi never changes an id on update); the Metabase id is the
+``database_id`` output, which the permission edges take.
 """
 
 from __future__ import annotations
@@ -25,12 +37,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from pulumi import Input, ResourceOptions
-from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, ReadResult, UpdateResult
+from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
 
 from ..base import DynamicResource
 from .client import ApiFailure, MetabaseClient, MetabaseError
 from .decisions import (
+    DEFERRED,
     connection_details,
+    connection_step,
+    metabase_id,
+    opens_deferred,
     render_user,
     split_description,
     tag_owner,
@@ -139,8 +155,13 @@ class DatabaseConnectionProvider(_MetabaseProvider):
             "database_id": int(live["id"]),
         }
 
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        inputs = _inputs(props)
+    def _deferred_outs(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """The outputs of a connection that does not exist in Metabase yet: its inputs, no Metabase id."""
+        return {**inputs, "ssl_in_use": False, "user": None, "engine": None, "owner": None, "database_id": None}
+
+    def _converge_new(self, inputs: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Adopt this stack's connection, or create it when the tenant's role may log in; None when creating
+        it is deferred (:func:`.decisions.connection_step`). Returns the live connection's outputs."""
         tenant = inputs.get("tenant")
         who = owner_label(tenant)
         client = self._client()
@@ -170,15 +191,18 @@ class DatabaseConnectionProvider(_MetabaseProvider):
                     f"{', '.join(map(str, extra))}) were closed to every group but Administrators: delete them "
                     "in Metabase (Admin > Databases) and run again"
                 )
-            fresh = not ours
-            if ours:
-                live = ours[0]
-            elif namesakes:
+            if namesakes and not ours:
                 dbid = namesakes[0]["id"]
                 raise MetabaseError(
                     f"{who}: Metabase database {name!r} already exists (id {dbid}) "
                     f"without this stack's ownership tag; adopt it with the import_ resource option (id {dbid})"
                 )
+            step = connection_step(bool(_norm(inputs.get("login", True))), bool(ours))
+            if step == "defer":
+                return None
+            fresh = step == "create"
+            if ours:
+                live = ours[0]
             else:
                 live = post_without_resend(
                     lambda: client.create_database(self._create_body(inputs)),
@@ -194,7 +218,21 @@ class DatabaseConnectionProvider(_MetabaseProvider):
                     f"{who}: Metabase database {name!r} (id {dbid}) is closed to other groups, but its "
                     f"ownership tag could not be written; the next run adopts it: {exc}"
                 ) from None
-        return CreateResult(str(dbid), self._outs(inputs, live))
+        return self._outs(inputs, live)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        inputs = _inputs(props)
+        outs = self._converge_new(inputs)
+        if outs is None:
+            return CreateResult(f"{DEFERRED}:{inputs.get('tenant') or inputs['name']}", self._deferred_outs(inputs))
+        return CreateResult(str(outs["database_id"]), outs)
+
+    def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        """The inputs' diff; and a deferred connection whose tenant may now log in is due: an update creates it."""
+        result = super().diff(id_, olds, news)
+        if not result.changes and opens_deferred(_inputs(olds), _inputs(news), id_):
+            return DiffResult(changes=True, replaces=[], stables=[], delete_before_replace=False)
+        return result
 
     def _find_new(self, client: MetabaseClient, inputs: Mapping[str, Any]) -> dict[str, Any] | None:
         """The connection a create that may have gone through made (nothing with this name existed before)."""
@@ -230,29 +268,41 @@ class DatabaseConnectionProvider(_MetabaseProvider):
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         inputs = _inputs(props)
+        dbid = metabase_id(id_, inputs.get("database_id"))
+        if dbid is None:
+            return ReadResult(id_, inputs)  # deferred: nothing in Metabase to read, nothing drifted
         with _reporting(inputs.get("tenant")):
-            live = _unless_absent(lambda: self._client().get_database(int(id_), reader=f"database {id_}"))
+            live = _unless_absent(lambda: self._client().get_database(dbid, reader=f"database {id_}"))
         if live is None:
             return ReadResult("", {})
         return ReadResult(id_, self._outs(inputs, live))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         inputs = _inputs(news)
+        dbid = metabase_id(id_, _inputs(olds).get("database_id"))
+        if dbid is None:
+            outs = self._converge_new(inputs)
+            return UpdateResult(self._deferred_outs(inputs) if outs is None else outs)
         with _reporting(inputs.get("tenant")):
-            live = self._client().update_database(int(id_), self._update_body(inputs))
+            live = self._client().update_database(dbid, self._update_body(inputs))
         return UpdateResult(self._outs(inputs, live))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         inputs = _inputs(props)
+        dbid = metabase_id(id_, inputs.get("database_id"))
+        if dbid is None:
+            return  # never created
         with _reporting(inputs.get("tenant")), _absent_is_done():
-            self._client().delete_database(int(id_))
+            self._client().delete_database(dbid)
 
 
 class DatabaseConnection(DynamicResource, module="metabase", name="DatabaseConnection"):
     """A Metabase PostgreSQL connection that logs in as a tenant's role, so row-level security limits every
     query to the tenant's rows. Owns the connection details; leaves synced tables and questions alone.
     Creating it closes it to every group but ``allowed_group_ids`` and Administrators before the call returns.
-    Register it with ``retain_on_delete``: deleting a Metabase database deletes its questions."""
+    While ``login`` is false (the tenant is closed) and no connection exists yet, creating it waits for the
+    first converge with ``login`` true: Metabase refuses a connection it cannot log in with. Register it
+    with ``retain_on_delete``: deleting a Metabase database deletes its questions."""
 
     database_id: Any
 
@@ -272,6 +322,7 @@ class DatabaseConnection(DynamicResource, module="metabase", name="DatabaseConne
         tenant: str | None,
         stack: str | None = None,
         allowed_group_ids: list[Input[int]] | None = None,
+        login: Input[bool] = True,
         opts: ResourceOptions | None = None,
     ) -> None:
         props: dict[str, Any] = {
@@ -286,6 +337,7 @@ class DatabaseConnection(DynamicResource, module="metabase", name="DatabaseConne
             "ssl": ssl,
             "additional_options": additional_options,
             "tenant": tenant,
+            "login": login,
             "user": None,
             "engine": None,
             "owner": None,

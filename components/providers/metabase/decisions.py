@@ -13,7 +13,7 @@ import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pulumi.dynamic import DiffResult
 
@@ -126,13 +126,18 @@ def plan_diff(
     fields: tuple[str, ...],
     replace_fields: tuple[str, ...] = (),
     name_field: str | None = None,
+    filled_later: tuple[str, ...] = (),
 ) -> DiffResult:
     """A diff over user inputs: which fields changed, which force a replacement, and the replace order.
 
-    A replacement deletes first when the replacement keeps the same name (two objects cannot share it).
+    A replacement deletes first when the replacement keeps the same name (two objects cannot share it). A field
+    of ``filled_later`` that had no value yet (the object it names did not exist: a deferred connection) and now
+    gets one is an update, not a replacement: there was nothing to replace.
     """
     changed = changed_fields(olds, news, fields)
-    replaces = [f for f in changed if f in replace_fields]
+    replaces = [
+        f for f in changed if f in replace_fields and not (f in filled_later and _norm(olds.get(f)) is None)
+    ]
     same_name = name_field is not None and name_field not in changed
     return DiffResult(
         changes=bool(changed),
@@ -140,6 +145,39 @@ def plan_diff(
         stables=[],
         delete_before_replace=bool(replaces) and same_name,
     )
+
+
+DEFERRED = "deferred"
+"""What stands for the Metabase id, in a resource id, while the tenant's connection does not exist yet."""
+
+
+def connection_step(login: bool, found: bool) -> Literal["adopt", "create", "defer"]:
+    """What creating a tenant's connection does now: ``adopt`` the one this stack already owns (``found``),
+    ``create`` it when the tenant's role may log in, or ``defer`` it until a converge sees the tenant open.
+
+    Metabase tests the login before it stores a connection, and there is no way to skip the test
+    (``src/metabase/warehouses_rest/api.clj``, ``POST /``: ``test-connection-details`` always runs, the body
+    schema is closed and ``is_stub`` is refused; ``src/metabase/api/database.clj`` on v50 likewise): a
+    ``NOLOGIN`` role cannot get a connection, so a tenant that starts closed gets it when it opens.
+    """
+    if found:
+        return "adopt"
+    return "create" if login else "defer"
+
+
+def metabase_id(id_part: str, recorded: Any) -> int | None:
+    """The Metabase id a resource id refers to: the id itself when it is a number (created at once, or
+    imported), else the ``recorded`` output (None while the connection is deferred). Pulumi never changes a
+    resource's id on update, so one first converged deferred keeps its id and records the Metabase id."""
+    if id_part.isdigit():
+        return int(id_part)
+    value = _norm(recorded)
+    return None if value is None or _is_unknown(value) else int(value)
+
+
+def opens_deferred(olds: Mapping[str, Any], news: Mapping[str, Any], id_: str) -> bool:
+    """Whether a deferred connection (no Metabase id yet) is to be created now: its tenant may log in."""
+    return metabase_id(id_, olds.get("database_id")) is None and bool(_norm(news.get("login", True)))
 
 
 def collection_edge_patch(group_id: int, collection_id: int | str, level: str) -> dict[str, Any]:

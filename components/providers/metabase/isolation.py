@@ -5,7 +5,8 @@ database) and reports, on read, every group that can still reach it (``open_grou
 hand or inherited from Metabase's defaults shows up as drift. Leaves the allowed groups' edges, view-data and
 downloads alone; deleting changes nothing. Administrators are found by ``magic_group_type``
 (``src/metabase/permissions/models/permissions_group.clj``); a database's existence by ``GET /api/database/:id``
-(the data-graph slice answers 200 for ids that do not exist).
+(the data-graph slice answers 200 for ids that do not exist). A database isolation on a deferred connection
+(no ``database_id`` yet) closes nothing until the update that gets the id, and keeps its ``deferred:`` id.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from pulumi.dynamic import CheckResult, CreateResult, ReadResult, UpdateResult
 
 from ..base import DynamicResource
 from .client import MetabaseClient
-from .decisions import closing_patch, collection_listed, others_with_access
+from .decisions import DEFERRED, closing_patch, collection_listed, metabase_id, others_with_access
 from .edges import patch_graph
-from .plumbing import _collection_ref, _group_ids, _inputs, _int, _MetabaseProvider, _reporting, _unless_absent
+from .plumbing import _collection_ref, _group_ids, _inputs, _MetabaseProvider, _reporting, _unless_absent
 
 
 class _IsolationProvider(_MetabaseProvider):
@@ -57,11 +58,18 @@ class _IsolationProvider(_MetabaseProvider):
         return others_with_access(graph, allowed, key, self.closed, data=self.data, admin_group_id=admin)
 
     def _key(self, inputs: Mapping[str, Any]) -> Any:
-        return _int(inputs[self.key_field]) if self.data else _collection_ref(inputs[self.key_field])
+        return metabase_id("", inputs.get(self.key_field)) if self.data else _collection_ref(inputs[self.key_field])
+
+    def _id_key(self, id_: str, inputs: Mapping[str, Any]) -> Any:
+        """The key a resource id names (a database isolation made while its connection was deferred keeps its
+        ``deferred:`` id and records the key)."""
+        return metabase_id(id_, inputs.get(self.key_field)) if self.data else _collection_ref(id_)
 
     def _apply(self, inputs: dict[str, Any]) -> dict[str, Any]:
         key = self._key(inputs)
         inputs = {**inputs, self.key_field: key}
+        if key is None:
+            return {**inputs, "open_groups": [], "seen_revision": None}  # deferred: nothing to close yet
         client = self._client()
         allowed = _group_ids(inputs.get("allowed_group_ids"))
 
@@ -76,11 +84,14 @@ class _IsolationProvider(_MetabaseProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         outs = self._apply(_inputs(props))
-        return CreateResult(str(outs[self.key_field]), outs)
+        key = outs[self.key_field]
+        return CreateResult(f"{DEFERRED}:{outs.get('tenant')}" if key is None else str(key), outs)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         inputs = _inputs(props)
-        key = int(id_) if self.data else _collection_ref(id_)
+        key = self._id_key(id_, inputs)
+        if key is None:
+            return ReadResult(id_, inputs)  # deferred: nothing to read, nothing drifted
         inputs[self.key_field] = key
         client = self._client()
         with _reporting(inputs.get("tenant")):
@@ -135,6 +146,7 @@ class DatabaseIsolationProvider(_IsolationProvider):
     data = True
     fields = ("database_id", "allowed_group_ids", "open_groups")
     replace_fields = ("database_id",)
+    filled_later = ("database_id",)
 
     def _graph(self, client: MetabaseClient, key: Any, *, reader: str | None = None) -> dict[str, Any]:
         return client.get_data_graph_for_database(int(key), reader=reader)

@@ -123,6 +123,9 @@ class _MetabaseProvider(ResourceProvider):
     serialize_as_secret_always = False
     fields: ClassVar[tuple[str, ...]] = ()
     replace_fields: ClassVar[tuple[str, ...]] = ()
+    filled_later: ClassVar[tuple[str, ...]] = ()
+    """Replace fields that may be empty at first (the connection's id while it is deferred): filling them in is
+    an update."""
     name_field: ClassVar[str | None] = None
 
     def configure(self, req: ConfigureRequest) -> None:
@@ -170,7 +173,7 @@ class _MetabaseProvider(ResourceProvider):
         group = news.get("group_id")
         if isinstance(group, str) and not group.isdigit() and not _is_unknown(group):
             news["group_id"] = self._group(group)  # outputs hold the id the built-in group resolved to
-        return plan_diff(_inputs(olds), news, self.fields, self.replace_fields, self.name_field)
+        return plan_diff(_inputs(olds), news, self.fields, self.replace_fields, self.name_field, self.filled_later)
 
 
 def _shared_client(url: str, api_key: str, reads_only: bool) -> MetabaseClient:
