@@ -205,7 +205,15 @@ S = TypeVar("S", bound=_Section)
 def section_from_raw(raw: Any, key: str, model: type[S]) -> S:
     """One section (``postgres``, ``vault``, ``metabase``) from a provider's ConfigureRequest config."""
     value = _decode(raw.get(f"{PROJECT}:{key}")) if raw is not None else None
-    return model.model_validate(value or {})
+    try:
+        return model.model_validate(value or {})
+    except ValidationError as error:
+        # Names the key and the problem, never the input: a misplaced credential must not reach a log.
+        lines = []
+        for problem in error.errors():
+            where = ".".join([f"{PROJECT}:{key}", *(str(part) for part in problem["loc"])])
+            lines.append(f"{where}: {problem['msg'].removeprefix('Value error, ')}")
+        raise ConfigError("\n".join(lines)) from None
 
 
 def environment_only(declared: Any, environ: Mapping[str, str]) -> str | None:
