@@ -27,7 +27,7 @@ READ_ONLY_SECRETS = {
 SECRET = re.compile(r"secrets\.([A-Za-z_][A-Za-z0-9_]*)")
 
 
-def workflows() -> dict[str, dict[str, Any]]:
+def workflows() -> dict[str, dict[Any, Any]]:
     return {path.name: yaml.safe_load(path.read_text(encoding="utf-8")) for path in sorted(WORKFLOWS.glob("*.yml"))}
 
 
@@ -38,14 +38,15 @@ def environment(job: dict[str, Any]) -> str | None:
 
 def branch_environments() -> set[str]:
     """Environments some job deploys to on ``pull_request`` (the branch's workflow file decides the rest)."""
-    found = set()
+    found: set[str] = set()
     for flow in workflows().values():
         triggers = flow.get(True, flow.get("on"))  # PyYAML reads the key `on` as True
         if "pull_request" not in (triggers or {}):
             continue
         for job in flow["jobs"].values():
-            if environment(job) and "push" not in str(job.get("if", "")):
-                found.add(environment(job))
+            name = environment(job)
+            if name and "push" not in str(job.get("if", "")):
+                found.add(name)
     return found
 
 
