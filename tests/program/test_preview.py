@@ -334,3 +334,17 @@ def test_a_preview_without_refresh_needs_no_metabase_key(world: World, read_only
     assert any(op == "create" and "group" in name for name, op in changed(done)), changed(done)
     assert sent.metabase == []
     assert sent.writes() == {"postgres": [], "vault": [], "metabase": []}
+
+
+def test_nothing_the_preview_environment_decrypts_can_write(world: World) -> None:
+    """README: "The identities are what hold against a hostile branch". The preview environment also holds
+    the stack's passphrase, and the state it decrypts holds every tenant role's password (a secret output):
+    the branch's code may write tenant data with it."""
+    entry = next(e for e in world.writer.entries("TenantRole") if e.outputs.get("password"))
+    rut = entry.outputs["tenant_rut"]
+    password = entry.outputs["password"]
+    with (
+        world.servers.postgres.connect(user=entry.id, password=password, dbname=DBNAME) as conn,
+        pytest.raises(psycopg.Error),
+    ):
+        conn.execute("INSERT INTO public.events (tenant_rut, kind) VALUES (%s, 'written by a preview')", (rut,))
