@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from components.access import read_only
+
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 READ_ONLY_SECRETS = {
@@ -63,3 +65,20 @@ def test_no_environment_a_pull_request_reaches_holds_a_credential_that_can_write
                 for secret in SECRET.findall(yaml.safe_dump(job)):
                     held.setdefault(secret, set()).add(f"{name}:{job_name}")
     assert {secret: jobs for secret, jobs in held.items() if secret not in READ_ONLY_SECRETS} == {}
+
+
+def test_every_job_in_an_environment_a_pull_request_reaches_runs_read_only() -> None:
+    """A misspelt switch would leave a run writing without a word: each such job sets it, readably."""
+    reachable = branch_environments()
+    for name, flow in workflows().items():
+        for job_name, job in flow["jobs"].items():
+            if environment(job) in reachable:
+                envs = [
+                    step.get("env") or {}
+                    for step in job["steps"]
+                    if step.get("uses", "").startswith("pulumi/") and (step.get("with") or {}).get("command")
+                ]
+                envs += [step.get("env") or {} for step in job["steps"] if "pulumi " in str(step.get("run", ""))]
+                assert envs, f"{name}:{job_name} runs no pulumi command"
+                for env in envs:
+                    assert read_only(env) is True, f"{name}:{job_name}"
