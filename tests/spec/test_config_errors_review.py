@@ -46,3 +46,37 @@ def test_a_credential_inside_a_config_section_never_appears_in_the_providers_err
         host.check(provider(), urn(f"pulumi-python:dynamic/{section}:X", kind), {}, {})
     assert password not in failed.value.details
     assert f"smarteros:{section}" in failed.value.message
+
+
+OWN_KEYS = [
+    ("postgres", TenantRoleProvider, "postgresPassword", "role"),
+    ("vault", SecretProvider, "vaultToken", "secret"),
+    ("metabase", PermissionsGroupProvider, "metabaseApiKey", "group"),
+]
+
+
+@pytest.mark.parametrize(
+    ("env", "extra", "why"),
+    [
+        ({READ_ONLY_ENV: "true"}, {}, "this run is read-only (SMARTEROS_READ_ONLY=true)"),
+        ({}, {"smarteros:credentials": "environment"}, "the stack declares `smarteros:credentials: environment`"),
+    ],
+    ids=["read-only run", "environment-only stack"],
+)
+@pytest.mark.parametrize(("section", "provider", "key", "kind"), OWN_KEYS, ids=[c[0] for c in OWN_KEYS])
+def test_every_provider_refuses_its_credential_in_the_config_naming_the_key_only(
+    provider_host_factory: Any,
+    section: str,
+    provider: Any,
+    key: str,
+    kind: str,
+    env: dict[str, str],
+    extra: dict[str, str],
+    why: str,
+) -> None:
+    value = secrets.token_urlsafe(12)
+    host = provider_host_factory({f"smarteros:{key}": value, **extra}, env=env, fresh=True)
+    with pytest.raises(ProviderCallError) as failed:
+        host.check(provider(), urn(f"pulumi-python:dynamic/{section}:X", kind), {}, {})
+    assert failed.value.reason.startswith(f"smarteros:{key}: a credential in the stack config, and {why}")
+    assert value not in failed.value.details
