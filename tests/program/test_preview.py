@@ -322,14 +322,16 @@ def test_a_preview_without_refresh_needs_no_metabase_key(world: World, read_only
     can write (README's table); a preview without ``--refresh`` does without it."""
     env = {k: v for k, v in world.preview_env.items() if k != "METABASE_API_KEY"}
     write_tenants(world.folder, [71_500_009])  # a new tenant: new Metabase objects to preview
-    with EngineHost(env=env) as host:
-        host.configure(world.config_without_credentials())
-        reader = Converger(host, world.config_without_credentials(), secret_keys=[])
-        reader.state = copy.deepcopy(world.writer.state)
-        mark = world.mark()
-        done = reader.preview()
-        sent = world.sent_since(mark)
-    (world.folder / "cliente-71500009.yaml").unlink()
+    try:
+        with EngineHost(env=env) as host:
+            host.configure(world.config_without_credentials())
+            reader = Converger(host, world.config_without_credentials(), secret_keys=[])
+            reader.state = copy.deepcopy(world.writer.state)
+            mark = world.mark()
+            done = reader.preview()
+            sent = world.sent_since(mark)
+    finally:
+        (world.folder / "cliente-71500009.yaml").unlink()
     assert done.failure is None and not done.errors, done
     assert any(op == "create" and "group" in name for name, op in changed(done)), changed(done)
     assert sent.metabase == []
