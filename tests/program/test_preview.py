@@ -342,11 +342,20 @@ def test_nothing_the_preview_environment_decrypts_can_write(world: World) -> Non
     """README: "The identities are what hold against a hostile branch". The preview environment also holds
     the stack's passphrase, and the state it decrypts holds every tenant role's password (a secret output):
     the branch's code may write tenant data with it."""
-    entry = next(e for e in world.writer.entries("TenantRole") if e.outputs.get("password"))
+    grants = {e.outputs["role_name"]: e.outputs for e in world.writer.entries("TableGrants")}
+    entry = next(
+        e
+        for e in world.writer.entries("TenantRole")
+        if e.outputs.get("password")
+        and e.outputs.get("login", True)
+        and "insert" in grants.get(e.id, {}).get("privileges", [])
+        and "events" in grants.get(e.id, {}).get("tables", [])
+    )
     rut = entry.outputs["tenant_rut"]
-    password = entry.outputs["password"]
-    with (
-        world.servers.postgres.connect(user=entry.id, password=password, dbname=DBNAME) as conn,
-        pytest.raises(psycopg.Error),
-    ):
-        conn.execute("INSERT INTO public.events (tenant_rut, kind) VALUES (%s, 'written by a preview')", (rut,))
+    password = entry.outputs["password"]  # what `pulumi stack export --show-secrets` shows the passphrase holder
+    conn = world.servers.postgres.connect(user=entry.id, password=password, dbname=DBNAME)  # the login works
+    try:
+        with pytest.raises(psycopg.Error):
+            conn.execute("INSERT INTO public.events (tenant_rut, kind) VALUES (%s, 'written by a preview')", (rut,))
+    finally:
+        conn.close()
