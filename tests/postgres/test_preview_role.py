@@ -118,6 +118,12 @@ ATTACKS: dict[str, Callable[[psycopg.Connection[Any], Tenant], object]] = {
         "INSERT INTO public.tenant_domains (tenant_rut, hostname) VALUES (%s, 'evil.example.cl')", (t.rut,)
     ),
     "read tenant data": lambda c, t: c.execute("SELECT count(*) FROM public.contacts"),
+    "lock a tenant out through the provisioner's function": lambda c, t: c.execute(
+        "SELECT smarteros_admin.alter_tenant_role(%s, NULL, 0, '1s', 'x', false)", (t.rut,)
+    ),
+    "drop a tenant role through the provisioner's function": lambda c, t: c.execute(
+        "SELECT smarteros_admin.drop_tenant_role(%s)", (t.rut,)
+    ),
 }
 
 
