@@ -4,7 +4,7 @@ import os
 
 import pulumi
 import pulumi_cloudflare as cloudflare
-from pulumi.runtime.config import is_config_secret
+from pulumi.runtime.config import CONFIG, is_config_secret
 
 from components.access import AccessError
 from components.config import PROJECT, ConfigError, credential_problems, load_stack_config
@@ -18,7 +18,7 @@ stack_config = pulumi.Config(PROJECT)
 
 # Config and every tenant file are checked before anything is registered: no partial deployment.
 try:
-    problems = credential_problems(stack_config.get, is_config_secret, os.environ)
+    problems = credential_problems(stack_config.get, is_config_secret, os.environ, CONFIG.get())
     if problems:
         raise ConfigError("\n".join(problems))
     config = load_stack_config(stack_config.get)

@@ -11,7 +11,7 @@ This module imports nothing from Pulumi at import time.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -205,7 +205,15 @@ S = TypeVar("S", bound=_Section)
 def section_from_raw(raw: Any, key: str, model: type[S]) -> S:
     """One section (``postgres``, ``vault``, ``metabase``) from a provider's ConfigureRequest config."""
     value = _decode(raw.get(f"{PROJECT}:{key}")) if raw is not None else None
-    return model.model_validate(value or {})
+    try:
+        return model.model_validate(value or {})
+    except ValidationError as error:
+        # Names the key and the problem, never the input: a misplaced credential must not reach a log.
+        lines = []
+        for problem in error.errors():
+            where = ".".join([f"{PROJECT}:{key}", *(str(part) for part in problem["loc"])])
+            lines.append(f"{where}: {problem['msg'].removeprefix('Value error, ')}")
+        raise ConfigError("\n".join(lines)) from None
 
 
 def environment_only(declared: Any, environ: Mapping[str, str]) -> str | None:
@@ -238,7 +246,8 @@ def secret_from_raw(raw: Any, key: str, environ: Mapping[str, str]) -> str | Non
 def held_in_config_message(keys: list[str], why: str) -> str:
     """Why a stack whose config holds credential ``keys`` is refused when ``why`` applies."""
     names = ", ".join(keys)
-    variables = ", ".join(SECRET_KEYS[key.removeprefix(f"{PROJECT}:")] for key in keys)
+    known = [SECRET_KEYS[name] for key in keys if (name := key.removeprefix(f"{PROJECT}:")) in SECRET_KEYS]
+    variables = ", ".join(known) or "the environment"
     return (
         f"{names}: a credential in the stack config, and {why}: credentials come from the environment "
         f"only, since whoever runs a preview can decrypt the stack config. Remove it (`pulumi config rm`) "
@@ -247,16 +256,22 @@ def held_in_config_message(keys: list[str], why: str) -> str:
 
 
 def credential_problems(
-    get: Callable[[str], Any], is_secret: Callable[[str], bool], environ: Mapping[str, str]
+    get: Callable[[str], Any],
+    is_secret: Callable[[str], bool],
+    environ: Mapping[str, str],
+    config_keys: Iterable[str] = (),
 ) -> list[str]:
     """What is wrong with where the stack's credentials are: one line per problem, naming keys only.
 
     A credential set in clear is always refused; any credential in the config is, in a read-only run or
-    in a stack whose ``smarteros:credentials`` is ``environment``.
+    in a stack whose ``smarteros:credentials`` is ``environment``: the four the providers read, and any
+    other encrypted value among ``config_keys`` (every key of the stack config, any namespace), which a
+    preview decrypts just the same.
     """
     clear = plaintext_credentials(get, is_secret)
     problems = [f"{key}: a credential in clear; store it with `pulumi config set --secret`" for key in clear]
     held = [f"{PROJECT}:{key}" for key in SECRET_KEYS if get(key) is not None]
+    held += sorted(key for key in set(config_keys) - set(held) if is_secret(key))
     why = environment_only(_decode(get("credentials")), environ)
     if held and why:
         problems.append(held_in_config_message(held, why))

@@ -4,7 +4,8 @@ Two things come from them: the policy every tenant file must satisfy (reserved s
 domains, the platform's own hostnames; see :mod:`components.policy`), and problems of their own. A
 credential in clear is refused: a key that names a credential (``vaultToken``, ``...Password``,
 ``...ApiKey``) must hold Pulumi's encrypted ``secure:`` form, and none may be there at all in a stack
-whose ``smarteros:credentials`` is ``environment``; no value or comment may look like a credential.
+whose ``smarteros:credentials`` is ``environment``, nor any encrypted value under whatever key; no value
+or comment may look like a credential.
 Messages name the file, line and key, never the value.
 """
 
@@ -32,6 +33,15 @@ def credential_key(key: str) -> bool:
     return name in SECRET_KEYS or CREDENTIAL_KEY_RE.search(name) is not None
 
 
+def _encrypted(value: object) -> bool:
+    """Whether a config value holds Pulumi's encrypted ``secure:`` form anywhere (``--path`` sets nest)."""
+    if isinstance(value, dict):
+        return "secure" in value or any(_encrypted(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_encrypted(v) for v in value)
+    return False
+
+
 def check_stack_file(path: Path) -> tuple[Policy | None, list[Problem]]:
     """The policy of one stack file and every problem in it (``None`` when the file cannot be used)."""
     shown = str(path)
@@ -52,7 +62,7 @@ def check_stack_file(path: Path) -> tuple[Policy | None, list[Problem]]:
     for key, value in config.items():
         if ("config", key) in doc.reported:
             continue  # already reported as a credential, once is enough
-        if credential_key(key) and from_environment:
+        if from_environment and (credential_key(key) or _encrypted(value)):
             variable = SECRET_KEYS.get(key.rsplit(":", 1)[-1])
             checker.add(
                 doc.values.get(("config", key)),

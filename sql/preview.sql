@@ -39,6 +39,10 @@ $connect$;
 GRANT USAGE ON SCHEMA public TO smarteros_preview;
 GRANT SELECT ON public.tenants, public.tenant_products, public.tenant_domains, public.tenant_roles
     TO smarteros_preview;
+-- The role name of a RUT, for a preview that adopts a role by RUT (`import_`): what tenant_roles shows it
+-- already. Nothing else in smarteros_admin: its other functions are the provisioner's alone.
+GRANT USAGE ON SCHEMA smarteros_admin TO smarteros_preview;
+GRANT EXECUTE ON FUNCTION smarteros_admin.tenant_role_name(text) TO smarteros_preview;
 
 -- The registry and the bindings have row-level security for tenant roles; the preview reads every row.
 SET ROLE smarteros_owner;

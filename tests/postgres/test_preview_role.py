@@ -118,6 +118,12 @@ ATTACKS: dict[str, Callable[[psycopg.Connection[Any], Tenant], object]] = {
         "INSERT INTO public.tenant_domains (tenant_rut, hostname) VALUES (%s, 'evil.example.cl')", (t.rut,)
     ),
     "read tenant data": lambda c, t: c.execute("SELECT count(*) FROM public.contacts"),
+    "lock a tenant out through the provisioner's function": lambda c, t: c.execute(
+        "SELECT smarteros_admin.alter_tenant_role(%s, NULL, 0, '1s', 'x', false)", (t.rut,)
+    ),
+    "drop a tenant role through the provisioner's function": lambda c, t: c.execute(
+        "SELECT smarteros_admin.drop_tenant_role(%s)", (t.rut,)
+    ),
 }
 
 
@@ -134,3 +140,14 @@ def test_the_preview_role_changes_nothing(
             (tenant.role_name, tenant.rut),
         ).fetchone()
     assert row == ("active", True, 1)
+
+
+def test_a_preview_that_adopts_a_tenant_role_by_rut_reads_it_as_the_preview_role(
+    own_platform: OwnPlatform, tenant: Tenant, preview_password: str, provider_host_factory: Any
+) -> None:
+    """README: "`pulumi import` takes the RUT as id" (and so does the ``import_`` option): the preview of a
+    pull request that adopts a role reads it as the preview identity, which must resolve the RUT too."""
+    host = provider_host_factory(config(own_platform.server, PREVIEW, preview_password))
+    role = tenant.role
+    found, outputs, _ = host.read(role.provider, tenant.rut, role.urn, {}, role.inputs)
+    assert (found, outputs["role_name"]) == (role.id, tenant.role_name)

@@ -36,6 +36,7 @@ from tests.harness.converge import (
     EngineHost,
     Pass,
     Servers,
+    make_rut,
     servers_for_converge,
     set_log_statement,
     statement_kind,
@@ -319,6 +320,32 @@ def test_a_read_only_run_refuses_a_stack_config_that_holds_credentials(world: Wo
     for credential in world.servers.credentials():
         assert credential not in message
     assert sent.postgres == sent.vault == sent.metabase == []
+
+
+def test_a_preview_without_refresh_needs_no_metabase_key(world: World, read_only_program: None) -> None:
+    """The preview job runs a branch's code: it must not be handed the Metabase administrator key, which
+    can write (README's table); a preview without ``--refresh`` does without it."""
+    env = {k: v for k, v in world.preview_env.items() if k != "METABASE_API_KEY"}
+    write_tenants(world.folder, [71_500_009])  # a new tenant: new Metabase objects to preview
+    try:
+        with EngineHost(env=env) as host:
+            host.configure(world.config_without_credentials())
+            reader = Converger(host, world.config_without_credentials(), secret_keys=[])
+            reader.state = copy.deepcopy(world.writer.state)
+            mark = world.mark()
+            done = reader.preview()
+            sent = world.sent_since(mark)
+    finally:
+        (world.folder / "cliente-71500009.yaml").unlink()
+    assert done.failure is None and not done.errors, done
+    new = make_rut(71_500_009)
+    assert {(f"{new}-owners", "create"), (f"{new}-viewers", "create"), (f"{new}-database", "create")} <= set(
+        changed(done)
+    )
+    # Existing edges naming the built-in All Users group were compared too, without a call.
+    assert done.ops["same"] >= len(world.writer.state) - 1
+    assert sent.metabase == []
+    assert sent.writes() == {"postgres": [], "vault": [], "metabase": []}
 
 
 def test_readmes_own_preview_commands_make_identities_a_refresh_preview_runs_with(
