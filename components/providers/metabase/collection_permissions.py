@@ -61,7 +61,8 @@ class CollectionPermissionProvider(_MetabaseProvider):
         inputs = _inputs(props)
         gid, cid = self._group(inputs["group_id"]), _collection_ref(inputs["collection_id"])
         self._set(inputs.get("tenant"), gid, cid, inputs["level"])
-        return CreateResult(f"{gid}:{cid}", {**inputs, "group_id": gid, "collection_id": cid})
+        outs = {**inputs, "group_id": gid, "group_ref": inputs["group_id"], "collection_id": cid}
+        return CreateResult(f"{gid}:{cid}", outs)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         inputs = _inputs(props)
@@ -77,13 +78,14 @@ class CollectionPermissionProvider(_MetabaseProvider):
                 if live is None:
                     return ReadResult("", {})
                 level = str(inputs.get("level") or "none")  # archived: the graph shows nothing there
-        return ReadResult(id_, {**inputs, "group_id": gid, "collection_id": cid, "level": level})
+            ref = self._group_ref(inputs, gid)
+        return ReadResult(id_, {**inputs, "group_id": gid, "group_ref": ref, "collection_id": cid, "level": level})
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         inputs = _inputs(news)
         gid, cid = self._group(inputs["group_id"]), _collection_ref(inputs["collection_id"])
         self._set(inputs.get("tenant"), gid, cid, inputs["level"])
-        return UpdateResult({**inputs, "group_id": gid, "collection_id": cid})
+        return UpdateResult({**inputs, "group_id": gid, "group_ref": inputs["group_id"], "collection_id": cid})
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         inputs = _inputs(props)

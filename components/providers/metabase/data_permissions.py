@@ -64,7 +64,7 @@ class DataPermissionProvider(_MetabaseProvider):
         gid, dbid = self._group(inputs["group_id"]), metabase_id("", inputs.get("database_id"))
         if dbid is not None:
             self._set(inputs.get("tenant"), gid, dbid, inputs["level"])
-        outs = {**inputs, "group_id": gid, "database_id": dbid, "seen_revision": None}
+        outs = {**inputs, "group_id": gid, "group_ref": inputs["group_id"], "database_id": dbid, "seen_revision": None}
         return CreateResult(f"{gid}:{DEFERRED if dbid is None else dbid}", outs)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -84,7 +84,15 @@ class DataPermissionProvider(_MetabaseProvider):
             else:
                 graph = client.get_data_graph_for_database(dbid, reader=reader)
                 level, revision = query_level(graph, gid, dbid), int(graph.get("revision", 0))
-        outs = {**inputs, "group_id": gid, "database_id": dbid, "level": level, "seen_revision": revision}
+            ref = self._group_ref(inputs, gid)
+        outs = {
+            **inputs,
+            "group_id": gid,
+            "group_ref": ref,
+            "database_id": dbid,
+            "level": level,
+            "seen_revision": revision,
+        }
         return ReadResult(id_, outs)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -92,7 +100,8 @@ class DataPermissionProvider(_MetabaseProvider):
         gid, dbid = self._group(inputs["group_id"]), metabase_id("", inputs.get("database_id"))
         if dbid is not None:
             self._set(inputs.get("tenant"), gid, dbid, inputs["level"])
-        return UpdateResult({**inputs, "group_id": gid, "database_id": dbid, "seen_revision": None})
+        ref = inputs["group_id"]
+        return UpdateResult({**inputs, "group_id": gid, "group_ref": ref, "database_id": dbid, "seen_revision": None})
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         inputs = _inputs(props)
@@ -161,7 +170,8 @@ class DatabaseAccessLockdownProvider(_MetabaseProvider):
         inputs = _inputs(props)
         self._apply(inputs)
         gid = self._group(inputs["group_id"])
-        return CreateResult(f"{gid}:{inputs['level']}", {**inputs, "group_id": gid, "open_databases": []})
+        outs = {**inputs, "group_id": gid, "group_ref": inputs["group_id"], "open_databases": []}
+        return CreateResult(f"{gid}:{inputs['level']}", outs)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         inputs = _inputs(props)
@@ -170,13 +180,15 @@ class DatabaseAccessLockdownProvider(_MetabaseProvider):
         with _reporting(inputs.get("tenant")):
             graph = self._client().get_data_graph_for_group(gid)
             still_open = self._open(graph, gid, level)
-        outs = {**inputs, "group_id": gid, "level": level, "open_databases": still_open}
+        ref = self._group_ref(inputs, gid)
+        outs = {**inputs, "group_id": gid, "group_ref": ref, "level": level, "open_databases": still_open}
         return ReadResult(id_, outs)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         inputs = _inputs(news)
         self._apply(inputs)
-        return UpdateResult({**inputs, "group_id": self._group(inputs["group_id"]), "open_databases": []})
+        gid, ref = self._group(inputs["group_id"]), inputs["group_id"]
+        return UpdateResult({**inputs, "group_id": gid, "group_ref": ref, "open_databases": []})
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         return None
@@ -186,8 +198,6 @@ class DatabaseAccessLockdown(DynamicResource, module="metabase", name="DatabaseA
     """One group's create-queries level on every database Metabase knows (All Users -> no). Owns those
     levels; leaves view-data and downloads alone; removing it changes nothing in Metabase."""
 
-    def __init__(
-        self, name: str, *, group_id: int | str, level: str, opts: ResourceOptions | None = None
-    ) -> None:
+    def __init__(self, name: str, *, group_id: int | str, level: str, opts: ResourceOptions | None = None) -> None:
         props: dict[str, Any] = {"group_id": group_id, "level": level, "tenant": None, "open_databases": []}
         super().__init__(DatabaseAccessLockdownProvider(), name, props, opts)

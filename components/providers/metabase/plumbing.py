@@ -166,13 +166,28 @@ class _MetabaseProvider(ResourceProvider):
             return builtins[value]
         return int(value)
 
+    def _group_ref(self, inputs: Mapping[str, Any], gid: int) -> Any:
+        """How the edge names its group (``group_ref`` output): as the program gave it (a built-in group's
+        ``magic_group_type`` or an id), so a later diff resolves a built-in name without a call."""
+        if "group_ref" in inputs:
+            return inputs["group_ref"]
+        with _reporting(None):
+            builtins = self._client().builtin_group_ids()
+        return next((name for name, found in sorted(builtins.items()) if found == gid), gid)
+
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         from .decisions import plan_diff
 
         news = _inputs(news)
         group = news.get("group_id")
         if isinstance(group, str) and not group.isdigit() and not _is_unknown(group):
-            news["group_id"] = self._group(group)  # outputs hold the id the built-in group resolved to
+            recorded = _inputs(olds)
+            if recorded.get("group_ref") == group and recorded.get("group_id") is not None:
+                # Resolved when the edge was written: a preview compares without asking Metabase (and so
+                # needs no Metabase key at all).
+                news["group_id"] = recorded["group_id"]
+            else:
+                news["group_id"] = self._group(group)  # outputs hold the id the built-in group resolved to
         return plan_diff(_inputs(olds), news, self.fields, self.replace_fields, self.name_field, self.filled_later)
 
 

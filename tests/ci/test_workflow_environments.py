@@ -82,3 +82,31 @@ def test_every_job_in_an_environment_a_pull_request_reaches_runs_read_only() -> 
                 assert envs, f"{name}:{job_name} runs no pulumi command"
                 for env in envs:
                     assert read_only(env) is True, f"{name}:{job_name}"
+
+
+def jobs_holding(secret: str) -> set[str]:
+    return {
+        f"{name}:{job_name}"
+        for name, flow in workflows().items()
+        for job_name, job in flow["jobs"].items()
+        if secret in SECRET.findall(yaml.safe_dump(job))
+    }
+
+
+def test_metabase_keys_reach_only_the_converge_and_the_drift_check() -> None:
+    """Metabase has no read-only key: only `pulumi up` (production) and the scheduled drift check (its own
+    environment, which no pull request deploys to) hold one."""
+    flows = workflows()
+    assert environment(flows["tenants.yml"]["jobs"]["up"]) == "production"
+    assert environment(flows["drift.yml"]["jobs"]["drift"]) == "drift"
+    assert "drift" not in branch_environments()
+    assert jobs_holding("METABASE_API_KEY") == {"tenants.yml:up"}
+    assert jobs_holding("METABASE_DRIFT_API_KEY") == {"drift.yml:drift"}
+    held = {s for name, flow in flows.items() for job in flow["jobs"].values() for s in SECRET.findall(str(job))}
+    assert not {s for s in held if s.startswith("METABASE")} - {"METABASE_API_KEY", "METABASE_DRIFT_API_KEY"}
+
+
+def test_the_drift_check_runs_read_only() -> None:
+    [step] = [s for s in workflows()["drift.yml"]["jobs"]["drift"]["steps"] if "pulumi preview" in str(s.get("run"))]
+    assert read_only(step["env"]) is True
+    assert step["env"]["PGUSER"] == "smarteros_preview"
