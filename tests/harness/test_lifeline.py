@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from components.local.processes import OpenBaoProcess, free_port, port_in_use
-from tests.harness.lifeline import reap, reap_orphans, started_at
+from tests.harness.lifeline import owner_alive, reap, reap_orphans, started_at
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -138,8 +138,9 @@ def test_a_later_run_reaps_only_what_a_dead_run_left_behind(temp_dir: Path) -> N
         subprocess.run([sys.executable, "-c", starter], cwd=REPO, check=True, timeout=60)
         platform_pid = platform.pid()
         assert platform_pid is not None
-        # A run killed together with its watchdogs (everything of it ended at once).
-        dead, servers = start_test_process(temp_dir, *EVERY_KIND)
+        # A run killed together with its watchdogs (everything of it ended at once). The watchdog reaps with the
+        # same code, so one PostgreSQL (the one whose binaries the record names) stands for both versions here.
+        dead, servers = start_test_process(temp_dir, "pg16", "bao")
         for server in servers:
             os.kill(server["watchdog"], signal.SIGKILL)
         kill_group(dead)
@@ -160,3 +161,12 @@ def test_a_later_run_reaps_only_what_a_dead_run_left_behind(temp_dir: Path) -> N
         platform.stop()
         kill_group(alive)
         assert wait_until_gone(alive_servers, seconds=10) == []
+
+
+def test_a_reused_pid_is_not_taken_for_the_owner() -> None:
+    me = os.getpid()
+    started = started_at(me)
+    assert started is not None
+    assert owner_alive({"owner": me, "owner_started": started})
+    # The same pid, but a process that started at another time: the owner is gone, its pid was given again.
+    assert not owner_alive({"owner": me, "owner_started": started - 1})
