@@ -40,6 +40,7 @@ temp dir and are never looked at.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -49,7 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,8 +82,22 @@ class Lifeline:
     base_dir: Path
     watchdog: subprocess.Popen[bytes]
 
-    def release(self) -> None:
-        """The server is stopped and its directory gone: dismiss the watchdog. Safe to call twice."""
+    @contextlib.contextmanager
+    def starting(self, stop: Callable[[], None]) -> Iterator[None]:
+        """Around a server's start: should the start fail, ``stop`` runs at once; once the server runs, it
+        runs when the interpreter exits normally too (unless stopped before)."""
+        try:
+            yield
+        except BaseException:
+            stop()
+            raise
+        atexit.register(stop)
+
+    def close(self, stop: Callable[[], None]) -> None:
+        """The server stopped (``stop`` unregistered from the interpreter's exit): remove its directory and
+        dismiss the watchdog. Safe to call twice."""
+        atexit.unregister(stop)
+        shutil.rmtree(self.base_dir, ignore_errors=True)
         if self.watchdog.poll() is None:
             self.watchdog.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):

@@ -19,7 +19,6 @@ with ``bao``) and returns the provisioning token; the Vault tests and the whole-
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import re
@@ -51,7 +50,7 @@ class OpenBaoHarnessError(RuntimeError):
 class OpenBaoServer:
     """A running dev-mode server. Build it with :meth:`start`; stop it with :meth:`stop`."""
 
-    base_dir: Path
+    lifeline: Lifeline = field(repr=False)
     port: int = 0
     root_token: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
     mount: str = "secret"
@@ -60,7 +59,6 @@ class OpenBaoServer:
     unseal_key: str = field(default="", repr=False)
     config_files: tuple[str, ...] = ()
     """Extra server config files (``-config``), e.g. a declarative ``audit`` block."""
-    _lifeline: Lifeline | None = field(default=None, repr=False)
     _process: OpenBaoProcess = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -72,6 +70,10 @@ class OpenBaoServer:
     @property
     def address(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_dir(self) -> Path:
+        return self.lifeline.base_dir
 
     @property
     def log_file(self) -> Path:
@@ -86,8 +88,8 @@ class OpenBaoServer:
         """Start ``bao server -dev`` on a free port, wait until it answers, and enable AppRole."""
         began = time.perf_counter()
         lifeline = claim(OPENBAO, "smarteros-bao-")
-        server = cls(base_dir=lifeline.base_dir, config_files=config_files, _lifeline=lifeline)
-        try:
+        server = cls(lifeline, config_files=config_files)
+        with lifeline.starting(server.stop):
             # Dev mode configures the server; the local platform's process code wants a config file of its own.
             server._process.config_file.write_text("{}\n")
             server.port = start_on_a_free_port(
@@ -97,11 +99,7 @@ class OpenBaoServer:
                 after_failure=server._process.stop,
             )
             server.request("POST", "sys/auth/approle", json={"type": "approle"})
-            server.start_seconds = time.perf_counter() - began
-        except BaseException:
-            server.stop()
-            raise
-        atexit.register(server.stop)
+        server.start_seconds = time.perf_counter() - began
         return server
 
     def _launch(self, port: int, timeout: float) -> None:
@@ -148,10 +146,7 @@ class OpenBaoServer:
         try:
             self._process.stop()
         finally:
-            shutil.rmtree(self.base_dir, ignore_errors=True)
-            if self._lifeline is not None:
-                self._lifeline.release()
-            atexit.unregister(self.stop)
+            self.lifeline.close(self.stop)
 
     # -- talking to it --------------------------------------------------------------------------
 

@@ -19,10 +19,8 @@ given to :meth:`PostgresServer.start` (``bin_dir``): :func:`pgserver_bin_dir` is
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import secrets
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -68,14 +66,13 @@ def pgserver_bin_dir() -> Path:
 class PostgresServer:
     """A running throwaway cluster. Build it with :meth:`start`; stop it with :meth:`stop`."""
 
-    base_dir: Path
+    lifeline: Lifeline = field(repr=False)
     port: int = 0
     superuser_password: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
     host: str = HOST
     superuser: str = SUPERUSER
     start_seconds: float = 0.0
     bin_dir: Path | None = None
-    _lifeline: Lifeline | None = field(default=None, repr=False)
     _process: PostgresProcess = field(init=False, repr=False)
     _stopped: bool = field(default=False, repr=False)
 
@@ -84,6 +81,10 @@ class PostgresServer:
 
     def __repr__(self) -> str:  # keeps the password out of assertion output
         return f"PostgresServer(host={self.host!r}, port={self.port}, base_dir={str(self.base_dir)!r})"
+
+    @property
+    def base_dir(self) -> Path:
+        return self.lifeline.base_dir
 
     @property
     def data_dir(self) -> Path:
@@ -108,17 +109,13 @@ class PostgresServer:
         """
         began = time.perf_counter()
         lifeline = claim(POSTGRES, "smarteros-pg-", bin_dir)
-        server = cls(base_dir=lifeline.base_dir, bin_dir=bin_dir, _lifeline=lifeline)
-        try:
+        server = cls(lifeline, bin_dir=bin_dir)
+        with lifeline.starting(server.stop):
             server._process.init(server.superuser, server.superuser_password, sync=False)
             server.port = start_on_a_free_port(
                 lambda port: server._process.start(port, _TEST_SETTINGS), attempts=attempts, retry_on=LocalPlatformError
             )
-            server.start_seconds = time.perf_counter() - began
-        except BaseException:
-            server.stop()
-            raise
-        atexit.register(server.stop)
+        server.start_seconds = time.perf_counter() - began
         return server
 
     def stop(self) -> None:
@@ -129,10 +126,7 @@ class PostgresServer:
         try:
             self._process.stop(mode="immediate")
         finally:
-            shutil.rmtree(self.base_dir, ignore_errors=True)
-            if self._lifeline is not None:
-                self._lifeline.release()
-            atexit.unregister(self.stop)
+            self.lifeline.close(self.stop)
 
     def halt(self) -> None:
         """Stop the server (fast shutdown: open sessions are ended) and keep its files, for :meth:`resume`."""

@@ -37,14 +37,14 @@ STARTER = textwrap.dedent(
         if kind == "bao":
             bao = OpenBaoServer.start()
             servers.append({"name": "OpenBao", "port": bao.port, "pid": bao._process.pid(),
-                            "dir": str(bao.base_dir), "watchdog": bao._lifeline.watchdog.pid})
+                            "dir": str(bao.base_dir), "watchdog": bao.lifeline.watchdog.pid})
             continue
         server = PostgresServer.start(bin_dir=pgserver_bin_dir() if kind == "pg16" else None)
         with server.connect() as conn:
             version = conn.execute("SHOW server_version_num").fetchone()[0]
         pid = int((server.data_dir / "postmaster.pid").read_text().split()[0])
         servers.append({"name": f"PostgreSQL {version[:2]}", "port": server.port, "pid": pid,
-                        "dir": str(server.base_dir), "watchdog": server._lifeline.watchdog.pid})
+                        "dir": str(server.base_dir), "watchdog": server.lifeline.watchdog.pid})
     print(json.dumps(servers), flush=True)
     time.sleep(600)
     """
