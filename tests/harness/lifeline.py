@@ -1,19 +1,19 @@
 """Throwaway servers die with the test process that started them, whatever kills it.
 
 Every throwaway server of the harness (a PostgreSQL cluster, an OpenBao dev server) lives in a directory of
-its own under the system temp dir. :func:`claim` makes that directory, writes an owner record into it
-(``owner.json``: the pid of the process starting the server, that process's start time so that a reused pid
-is never taken for it, which kind of server it is and, for PostgreSQL, which binaries run it) and starts a
-*watchdog*: ``python -m tests.harness.lifeline <dir>``, a small process in a session of its own that waits on
-a pidfd for the owner to exit. However the owner ends (SIGKILL, a CI timeout killing its process group,
-Ctrl-C twice, a crash in C code), the kernel wakes the watchdog, which stops the server with the local
-platform's own process code (:mod:`components.local.processes`; PostgreSQL by an immediate shutdown) and
-removes the directory, about a second after the owner died. A normal stop does the same work in the owner
-and then dismisses the watchdog.
+its own under the system temp dir, and so do files a server uses (the converge tests' OpenBao audit log).
+:func:`claim` makes that directory, writes an owner record into it (``owner.json``: the pid of the process
+starting the server, that process's start time so that a reused pid is never taken for it, which kind of
+server it is and, for PostgreSQL, which binaries run it) and starts a *watchdog*: ``python -m
+tests.harness.lifeline <dir>``, a small process in a session of its own that waits on a pidfd for the owner to
+exit. However the owner ends (SIGKILL, a CI timeout killing its process group, Ctrl-C twice, a crash in C
+code), the kernel wakes the watchdog, which stops the server with the local platform's own process code
+(:mod:`components.local.processes`; PostgreSQL by an immediate shutdown) and removes the directory, about a
+second after the owner died. A normal stop does the same work in the owner and then dismisses the watchdog.
 
 Why a watchdog, and not:
 
-* ``atexit`` (what the harness had): runs only when the interpreter exits normally, never after SIGKILL or
+* ``atexit`` alone: runs only when the interpreter exits normally, never after SIGKILL or
   ``os._exit``.
 * ``prctl(PR_SET_PDEATHSIG)`` in a ``preexec_fn``: ``pg_ctl start`` daemonizes the postmaster, so it is no
   child of ours; as root the binaries run through ``runuser``, and the kernel clears the death signal when
@@ -60,7 +60,9 @@ PREFIX = "smarteros-"
 RECORD = "owner.json"
 POSTGRES = "postgres"
 OPENBAO = "openbao"
-KINDS = (POSTGRES, OPENBAO)
+FILES = "files"
+"""A directory of files only (a server's configuration and audit log, say): reaping removes it."""
+KINDS = (POSTGRES, OPENBAO, FILES)
 
 
 def started_at(pid: int) -> int | None:
@@ -93,10 +95,11 @@ class Lifeline:
             raise
         atexit.register(stop)
 
-    def close(self, stop: Callable[[], None]) -> None:
+    def close(self, stop: Callable[[], None] | None = None) -> None:
         """The server stopped (``stop`` unregistered from the interpreter's exit): remove its directory and
         dismiss the watchdog. Safe to call twice."""
-        atexit.unregister(stop)
+        if stop is not None:
+            atexit.unregister(stop)
         shutil.rmtree(self.base_dir, ignore_errors=True)
         if self.watchdog.poll() is None:
             self.watchdog.terminate()
@@ -189,7 +192,7 @@ def reap(base_dir: Path) -> bool:
         if record["kind"] == POSTGRES:
             bin_dir = record.get("bin_dir")
             PostgresProcess(base_dir, Path(bin_dir) if bin_dir else None).stop(mode="immediate")
-        else:
+        elif record["kind"] == OPENBAO:
             OpenBaoProcess(base_dir).stop()
     finally:
         shutil.rmtree(base_dir, ignore_errors=True)

@@ -25,15 +25,23 @@ from tests.harness.lifeline import owner_alive, reap, reap_orphans, started_at
 REPO = Path(__file__).resolve().parents[2]
 
 # A test process of its own: starts the servers named in its arguments (pg15, pg16, bao) through the harness,
-# says where they run, then waits to be killed.
+# and claims a directory of files (files) as the converge tests do for OpenBao's audit log; says where they
+# run, then waits to be killed.
 STARTER = textwrap.dedent(
     """
     import json, sys, time
+    from tests.harness.lifeline import FILES, claim
     from tests.harness.openbao import OpenBaoServer
     from tests.harness.postgres import PostgresServer, pgserver_bin_dir
 
     servers = []
     for kind in sys.argv[1:]:
+        if kind == "files":
+            files = claim(FILES, "smarteros-files-")
+            (files.base_dir / "audit.log").write_text("{}")
+            servers.append({"name": "files", "port": None, "pid": None, "dir": str(files.base_dir),
+                            "watchdog": files.watchdog.pid})
+            continue
         if kind == "bao":
             bao = OpenBaoServer.start()
             servers.append({"name": "OpenBao", "port": bao.port, "pid": bao._process.pid(),
@@ -49,7 +57,7 @@ STARTER = textwrap.dedent(
     time.sleep(600)
     """
 )
-EVERY_KIND = ("pg15", "pg16", "bao")
+EVERY_KIND = ("pg15", "pg16", "bao", "files")
 
 
 @pytest.fixture
@@ -81,7 +89,7 @@ def start_test_process(temp_dir: Path, *kinds: str) -> tuple[subprocess.Popen[st
         child.wait(timeout=10)
         raise AssertionError(f"the test process failed to start its servers: {child.stderr.read()[-2000:]}")
     servers: list[dict[str, Any]] = json.loads(line)
-    assert all(port_in_use(s["port"]) and started_at(s["pid"]) is not None for s in servers), servers
+    assert all(s["name"] == "files" or (port_in_use(s["port"]) and started_at(s["pid"]) is not None) for s in servers)
     assert all(Path(s["dir"]).parent == temp_dir for s in servers), servers
     return child, servers
 
@@ -96,9 +104,9 @@ def leftovers(servers: list[dict[str, Any]]) -> list[str]:
     """What is left of ``servers``: open ports, running processes, directories."""
     found = []
     for server in servers:
-        if port_in_use(server["port"]):
+        if server["port"] is not None and port_in_use(server["port"]):
             found.append(f"{server['name']} still listens on {server['port']}")
-        if started_at(server["pid"]) is not None:
+        if server["pid"] is not None and started_at(server["pid"]) is not None:
             found.append(f"{server['name']} process {server['pid']} still runs")
         if Path(server["dir"]).exists():
             found.append(f"{server['name']} directory {server['dir']} still exists")
@@ -114,7 +122,7 @@ def wait_until_gone(servers: list[dict[str, Any]], seconds: float) -> list[str]:
 
 def test_servers_die_with_a_killed_test_process(temp_dir: Path) -> None:
     child, servers = start_test_process(temp_dir, *EVERY_KIND)
-    assert [s["name"] for s in servers] == ["PostgreSQL 15", "PostgreSQL 16", "OpenBao"]
+    assert [s["name"] for s in servers] == ["PostgreSQL 15", "PostgreSQL 16", "OpenBao", "files"]
 
     kill_group(child)
 
@@ -140,13 +148,13 @@ def test_a_later_run_reaps_only_what_a_dead_run_left_behind(temp_dir: Path) -> N
         assert platform_pid is not None
         # A run killed together with its watchdogs (everything of it ended at once). The watchdog reaps with the
         # same code, so one PostgreSQL (the one whose binaries the record names) stands for both versions here.
-        dead, servers = start_test_process(temp_dir, "pg16", "bao")
+        dead, servers = start_test_process(temp_dir, "pg16", "bao", "files")
         for server in servers:
             os.kill(server["watchdog"], signal.SIGKILL)
         kill_group(dead)
         while any(started_at(server["watchdog"]) is not None for server in servers):
             time.sleep(0.05)
-        assert all(port_in_use(server["port"]) for server in servers), "nobody is left to stop them"
+        assert all(port_in_use(s["port"]) for s in servers if s["port"]), "nobody is left to stop them"
 
         reaped = reap_orphans(temp_dir)
 
