@@ -29,13 +29,16 @@ The watchdog runs in a session of its own so that a signal to the test's process
 Should it be killed as well (everything of a run ended at once), the next run reaps what is left:
 :func:`reap_orphans`, called at pytest's session start and once per process before its first server, stops
 the server of each ``smarteros-*`` directory in the temp dir whose owner record names a process that is gone,
-and removes the directory. Left alone: a directory without an owner record (made by something else, or by an
-older harness), and one whose owner still runs (another test session going on at the same time, on this
+and removes the directory. Left alone: a directory without an owner record (made by something else, by an
+older harness, or a local platform's: ``python -m components local up --dir``, whose servers outlive the
+command by design), and one whose owner still runs (another test session going on at the same time, on this
 checkout or another). No process is signalled but the server recorded in such a directory: PostgreSQL through
 ``pg_ctl stop`` on its data directory (which signals only the postmaster named in that directory's
-``postmaster.pid``), OpenBao through the pid in its pid file, checked against ``/proc/<pid>/cmdline``. The
-local platform's servers (``python -m components local up``) live in a directory of their own outside the
-temp dir and are never looked at.
+``postmaster.pid``), OpenBao through the pid in its pid file, checked against ``/proc/<pid>/cmdline``.
+
+One window stays: an owner killed while ``pg_ctl start`` runs leaves a postmaster that may come up after the
+watchdog looked and removed the directory; PostgreSQL checks its lock file once a minute and shuts itself
+down when the file is gone.
 """
 
 from __future__ import annotations
