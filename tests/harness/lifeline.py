@@ -31,7 +31,8 @@ Should it be killed as well (everything of a run ended at once), the next run re
 the server of each ``smarteros-*`` directory in the temp dir whose owner record names a process that is gone,
 and removes the directory. Left alone: a directory without an owner record (made by something else, by an
 older harness, or a local platform's: ``python -m components local up --dir``, whose servers outlive the
-command by design), and one whose owner still runs (another test session going on at the same time, on this
+command by design), one whose record another account wrote (the temp dir is shared, and reaping runs the
+``pg_ctl`` a record names), and one whose owner still runs (another test session going on at the same time, on this
 checkout or another). No process is signalled but the server recorded in such a directory: PostgreSQL through
 ``pg_ctl stop`` on its data directory (which signals only the postmaster named in that directory's
 ``postmaster.pid``), OpenBao through the pid in its pid file, checked against ``/proc/<pid>/cmdline``.
@@ -168,9 +169,16 @@ def start_on_a_free_port(
 
 
 def read_record(base_dir: Path) -> dict[str, Any] | None:
-    """The owner record of ``base_dir``, or None when it has none this harness wrote."""
+    """The owner record of ``base_dir``, or None when it has none that this harness, as this user, wrote.
+
+    The temp dir is shared: a record another account wrote (or a link to one) is never trusted, since
+    reaping runs the ``pg_ctl`` it names.
+    """
+    path = base_dir / RECORD
     try:
-        record = json.loads((base_dir / RECORD).read_text())
+        if base_dir.is_symlink() or path.is_symlink() or path.stat().st_uid != os.geteuid():
+            return None
+        record = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
     if not isinstance(record, dict) or record.get("kind") not in KINDS or not isinstance(record.get("owner"), int):

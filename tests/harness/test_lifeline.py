@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -169,6 +170,30 @@ def test_a_later_run_reaps_only_what_a_dead_run_left_behind(temp_dir: Path) -> N
         platform.stop()
         kill_group(alive)
         assert wait_until_gone(alive_servers, seconds=10) == []
+
+
+def test_a_record_another_account_wrote_is_not_trusted(temp_dir: Path) -> None:
+    # Someone else on the machine plants a record naming a dead owner and a pg_ctl of theirs: reaping would
+    # run that program. (The suite runs as root here, which can give the file to another account.)
+    planted = temp_dir / "smarteros-pg-planted"
+    (planted / "bin").mkdir(parents=True)
+    evidence = temp_dir / "evidence"
+    evidence.mkdir()
+    evidence.chmod(0o1777)  # whichever account the program runs as may write here
+    ran = evidence / "pg_ctl ran"
+    pg_ctl = planted / "bin" / "pg_ctl"
+    pg_ctl.write_text(f"#!/bin/sh\ntouch '{ran}'\n")
+    pg_ctl.chmod(0o755)
+    (planted / "data").mkdir()
+    (planted / "data" / "PG_VERSION").write_text("15\n")
+    record = planted / "owner.json"
+    dead = {"owner": 2**22 + 1, "owner_started": 1, "kind": "postgres", "bin_dir": str(planted / "bin")}
+    record.write_text(json.dumps(dead))
+    nobody = pwd.getpwnam("nobody")
+    os.chown(record, nobody.pw_uid, nobody.pw_gid)
+
+    assert reap_orphans(temp_dir) == []
+    assert planted.exists() and not ran.exists()
 
 
 def test_a_reused_pid_is_not_taken_for_the_owner() -> None:
