@@ -27,10 +27,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 # A test process of its own: starts the servers named in its arguments (pg15, pg16, bao) through the harness,
 # and claims a directory of files (files) as the converge tests do for OpenBao's audit log; says where they
-# run, then waits to be killed.
+# run, then waits to be killed (or for its standard input to close, when it exits and stops them).
 STARTER = textwrap.dedent(
     """
-    import json, sys, time
+    import json, sys
     from tests.harness.lifeline import FILES, claim
     from tests.harness.openbao import OpenBaoServer
     from tests.harness.postgres import PostgresServer, pgserver_bin_dir
@@ -55,7 +55,7 @@ STARTER = textwrap.dedent(
         servers.append({"name": f"PostgreSQL {version[:2]}", "port": server.port, "pid": pid,
                         "dir": str(server.base_dir), "watchdog": server.lifeline.watchdog.pid})
     print(json.dumps(servers), flush=True)
-    time.sleep(600)
+    sys.stdin.read()
     """
 )
 EVERY_KIND = ("pg15", "pg16", "bao", "files")
@@ -79,6 +79,7 @@ def start_test_process(temp_dir: Path, *kinds: str) -> tuple[subprocess.Popen[st
         [sys.executable, "-c", STARTER, *kinds],
         cwd=REPO,
         env={**os.environ, "TMPDIR": str(temp_dir)},
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -90,8 +91,13 @@ def start_test_process(temp_dir: Path, *kinds: str) -> tuple[subprocess.Popen[st
         child.wait(timeout=10)
         raise AssertionError(f"the test process failed to start its servers: {child.stderr.read()[-2000:]}")
     servers: list[dict[str, Any]] = json.loads(line)
-    assert all(s["name"] == "files" or (port_in_use(s["port"]) and started_at(s["pid"]) is not None) for s in servers)
-    assert all(Path(s["dir"]).parent == temp_dir for s in servers), servers
+    try:
+        running = [s for s in servers if s["port"] is not None]
+        assert all(port_in_use(s["port"]) and started_at(s["pid"]) is not None for s in running), servers
+        assert all(Path(s["dir"]).parent == temp_dir for s in servers), servers
+    except BaseException:
+        kill_group(child)
+        raise
     return child, servers
 
 
