@@ -9,6 +9,9 @@
 * ``provider_host_factory`` (session): ``factory(config, env=None, fresh=False) -> ProviderHost``. A host
   is configured once, so hosts are cached per ``(config, env)``: asking twice for the same config returns
   the same running host; ``fresh=True`` always starts a new one. Every host is stopped at session end.
+
+Every throwaway server dies with the process that started it, however that process ends; the session
+start reaps what an earlier run left behind all the same (:mod:`tests.harness.lifeline`).
 """
 
 from __future__ import annotations
@@ -19,10 +22,16 @@ from typing import Any
 
 import pytest
 
+from tests.harness.lifeline import reap_orphans
 from tests.harness.openbao import OpenBaoServer, provision
 from tests.harness.openbao import openbao_server as started_openbao
 from tests.harness.postgres import PostgresServer
 from tests.harness.provider_host import ProviderHost, ProviderHostFactory
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Throwaway servers that an earlier, killed run left behind are stopped and removed first."""
+    reap_orphans()
 
 
 @pytest.fixture(scope="session")

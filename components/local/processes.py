@@ -24,8 +24,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import requests
 
@@ -88,11 +89,20 @@ def pg_os_user() -> pwd.struct_passwd | None:
 
 
 class PostgresProcess:
-    """The cluster in ``base_dir``: create, start, ask, stop."""
+    """The cluster in ``base_dir``: create, start, ask, stop.
 
-    def __init__(self, base_dir: Path) -> None:
+    ``bin_dir`` holds the ``initdb`` and ``pg_ctl`` of the version to run; without it they come from
+    :func:`find_pg_binary`.
+    """
+
+    def __init__(self, base_dir: Path, bin_dir: Path | None = None) -> None:
         self.base_dir = base_dir
+        self.bin_dir = bin_dir
         self.os_user = pg_os_user()
+
+    def binary(self, name: str) -> str:
+        """The path of server binary ``name`` (``initdb``, ``pg_ctl``…) this cluster runs with."""
+        return str(self.bin_dir / name) if self.bin_dir is not None else find_pg_binary(name)
 
     @property
     def data_dir(self) -> Path:
@@ -129,14 +139,15 @@ class PostgresProcess:
         return result
 
     def _pg_ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self._run(find_pg_binary("pg_ctl"), "-D", str(self.data_dir), *args, check=check)
+        return self._run(self.binary("pg_ctl"), "-D", str(self.data_dir), *args, check=check)
 
     @property
     def initialised(self) -> bool:
         return (self.data_dir / "PG_VERSION").exists()
 
-    def init(self, superuser: str, password: str) -> None:
-        """initdb a new cluster whose ``superuser`` logs in with ``password`` (scram-sha-256)."""
+    def init(self, superuser: str, password: str, *, sync: bool = True) -> None:
+        """initdb a new cluster whose ``superuser`` logs in with ``password`` (scram-sha-256); ``sync=False``
+        skips flushing the new files to disk (for a cluster that need not survive a crash)."""
         if self.os_user is not None:
             for folder in self.base_dir.resolve().parents:
                 if not folder.stat().st_mode & 0o001:
@@ -154,7 +165,7 @@ class PostgresProcess:
                 os.chown(path, self.os_user.pw_uid, self.os_user.pw_gid)
         try:
             self._run(
-                find_pg_binary("initdb"),
+                self.binary("initdb"),
                 "-D",
                 str(self.data_dir),
                 "-U",
@@ -164,6 +175,7 @@ class PostgresProcess:
                 "--encoding=UTF8",
                 "--locale=C",
                 "--no-instructions",
+                *(() if sync else ("--no-sync",)),
             )
         finally:
             password_file.unlink(missing_ok=True)
@@ -174,16 +186,25 @@ class PostgresProcess:
             return False
         return self._pg_ctl("status", check=False).returncode == 0
 
-    def start(self, port: int) -> None:
-        settings = {**_SERVER_SETTINGS, "port": str(port), "unix_socket_directories": str(self.socket_dir)}
-        options = " ".join(f"-c {key}={value}" for key, value in settings.items())
+    def start(self, port: int, settings: Mapping[str, str] | None = None) -> None:
+        """Start the server on ``port`` and wait until it accepts connections; ``settings`` are further
+        ``postgres -c`` options on top of the local platform's."""
+        merged = {
+            **_SERVER_SETTINGS,
+            **(settings or {}),
+            "port": str(port),
+            "unix_socket_directories": str(self.socket_dir),
+        }
+        options = " ".join(f"-c {key}={value}" for key, value in merged.items())
         self._pg_ctl("start", "-w", "-t", "60", "-l", str(self.log_file), "-o", options)
 
-    def stop(self) -> bool:
-        """Stop the server (fast shutdown: sessions are ended, data is flushed); False when none ran."""
+    def stop(self, mode: Literal["smart", "fast", "immediate"] = "fast") -> bool:
+        """Stop the server and wait until it is gone; False when none ran. ``fast`` ends the sessions and
+        flushes the data; ``immediate`` ends every process at once (the data is then recovered on the next
+        start)."""
         if not self.running():
             return False
-        self._pg_ctl("stop", "-m", "fast", "-w", "-t", "60")
+        self._pg_ctl("stop", "-m", mode, "-w", "-t", "60")
         return True
 
 
@@ -262,14 +283,24 @@ class OpenBaoProcess:
             return None
         return pid
 
-    def start(self, address: str, timeout: float = 30.0) -> None:
-        """Start ``bao server`` in its own session and wait until it answers (sealed or not)."""
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.base_dir)}
+    def start(
+        self,
+        address: str,
+        timeout: float = 30.0,
+        *,
+        args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """Start ``bao server`` in its own session and wait until it answers (sealed or not).
+
+        ``args`` go before ``-config`` (``-dev`` and its options, say); ``env`` adds environment variables.
+        """
+        environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.base_dir), **(env or {})}
         with self.log_file.open("ab") as log:
             self._child = subprocess.Popen(  # noqa: S603 - fixed binary, arguments built here
-                [find_bao(), "server", f"-config={self.config_file}"],
+                [find_bao(), "server", *args, f"-config={self.config_file}"],
                 cwd=self.base_dir,
-                env=env,
+                env=environment,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -42,7 +42,6 @@ import copy
 import json
 import logging
 import re
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -61,6 +60,7 @@ from stdnum.cl import rut as cl_rut
 from components.config import PROJECT
 from components.graph import ROOT, ProgramRun, _mock_classes, _working_directory, load_stack_file
 from components.local.bootstrap import bootstrap_postgres
+from tests.harness.lifeline import FILES, claim
 from tests.harness.openbao import OpenBaoServer, provision
 from tests.harness.postgres import PostgresServer
 from tests.harness.provider_host import PROVIDER_KEY, ProviderCallError, ProviderHost
@@ -340,9 +340,10 @@ def servers_for_converge(*, log_statement: str = "mod") -> Iterator[Servers]:
     set up as README says; all stopped on exit."""
     from tests.metabase.double import MetabaseDouble
 
-    folder = Path(tempfile.mkdtemp(prefix="smarteros-converge-"))
-    config, audit_log = audit_config(folder)
+    files = claim(FILES, "smarteros-converge-")
+    config, audit_log = audit_config(files.base_dir)
     with contextlib.ExitStack() as stack:
+        stack.callback(files.close)  # last: after OpenBao, which writes the audit log, has stopped
         postgres = PostgresServer.start()
         stack.callback(postgres.stop)
         openbao = OpenBaoServer.start(config_files=(str(config),))
@@ -358,12 +359,7 @@ def servers_for_converge(*, log_statement: str = "mod") -> Iterator[Servers]:
             audit_log=audit_log,
         )
         servers.vault_policies = token_policies(openbao, servers.vault_token)
-        try:
-            yield servers
-        finally:
-            for path in folder.iterdir():
-                path.unlink()
-            folder.rmdir()
+        yield servers
 
 
 # --------------------------------------------------------------------------------------------------

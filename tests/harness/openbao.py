@@ -7,7 +7,10 @@ the running interpreter first, then on ``PATH`` (override with ``SMARTEROS_BAO``
 Dev mode keeps everything in memory and starts unsealed with a KV v2 engine at ``secret/``. The harness picks
 a random root token, listens on 127.0.0.1 only, enables AppRole at ``auth/approle``, and keeps the dev
 server's unseal key (read from its log) so a test can seal it (``PUT /v1/sys/seal``) and unseal it again.
-Its ``HOME`` is a fresh directory, so nothing is written to the user's token helper.
+Its ``HOME`` is a fresh directory, so nothing is written to the user's token helper. The local platform's
+process code starts and stops it (:class:`components.local.processes.OpenBaoProcess`, with ``-dev`` and its
+options), and it dies with the process that started it, however that process ends
+(:mod:`tests.harness.lifeline`).
 
 :func:`provision` sets a server up exactly as README's "Once per Vault" block says (it runs those commands
 with ``bao``) and returns the provisioning token; the Vault tests and the whole-program converge use it.
@@ -16,7 +19,6 @@ with ``bao``) and returns the provisioning token; the Vault tests and the whole-
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import re
@@ -32,7 +34,8 @@ from pathlib import Path
 
 import requests
 
-from components.local.processes import find_bao, free_port
+from components.local.processes import LocalPlatformError, OpenBaoProcess, find_bao
+from tests.harness.lifeline import OPENBAO, Lifeline, claim, start_on_a_free_port
 
 HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parents[2]
@@ -47,16 +50,19 @@ class OpenBaoHarnessError(RuntimeError):
 class OpenBaoServer:
     """A running dev-mode server. Build it with :meth:`start`; stop it with :meth:`stop`."""
 
-    base_dir: Path
-    port: int
-    root_token: str
+    lifeline: Lifeline = field(repr=False)
+    port: int = 0
+    root_token: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
     mount: str = "secret"
     host: str = HOST
     start_seconds: float = 0.0
     unseal_key: str = field(default="", repr=False)
     config_files: tuple[str, ...] = ()
     """Extra server config files (``-config``), e.g. a declarative ``audit`` block."""
-    _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _process: OpenBaoProcess = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._process = OpenBaoProcess(self.base_dir)
 
     def __repr__(self) -> str:  # keeps the root token out of assertion output
         return f"OpenBaoServer(address={self.address!r}, base_dir={str(self.base_dir)!r})"
@@ -66,8 +72,12 @@ class OpenBaoServer:
         return f"http://{self.host}:{self.port}"
 
     @property
+    def base_dir(self) -> Path:
+        return self.lifeline.base_dir
+
+    @property
     def log_file(self) -> Path:
-        return self.base_dir / "server.log"
+        return self._process.log_file
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -77,54 +87,43 @@ class OpenBaoServer:
     ) -> OpenBaoServer:
         """Start ``bao server -dev`` on a free port, wait until it answers, and enable AppRole."""
         began = time.perf_counter()
-        base_dir = Path(tempfile.mkdtemp(prefix="smarteros-bao-"))
-        server = cls(base_dir=base_dir, port=0, root_token=secrets.token_urlsafe(24), config_files=config_files)
-        try:
-            for attempt in range(attempts):
-                server.port = free_port()
-                try:
-                    server._launch(timeout)
-                    break
-                except OpenBaoHarnessError:
-                    server._kill()
-                    if attempt == attempts - 1:
-                        raise
+        lifeline = claim(OPENBAO, "smarteros-bao-")
+        server = cls(lifeline, config_files=config_files)
+        with lifeline.starting(server.stop):
+            # Dev mode configures the server; the local platform's process code wants a config file of its own.
+            server._process.config_file.write_text("{}\n")
+            server.port = start_on_a_free_port(
+                lambda port: server._launch(port, timeout),
+                attempts=attempts,
+                retry_on=OpenBaoHarnessError,
+                after_failure=server._process.stop,
+            )
             server.request("POST", "sys/auth/approle", json={"type": "approle"})
-            server.start_seconds = time.perf_counter() - began
-        except BaseException:
-            server.stop()
-            raise
-        atexit.register(server.stop)
+        server.start_seconds = time.perf_counter() - began
         return server
 
-    def _launch(self, timeout: float) -> None:
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(self.base_dir),
-            "BAO_DEV_ROOT_TOKEN_ID": self.root_token,
-        }
-        with self.log_file.open("wb") as log:
-            self._process = subprocess.Popen(
-                [
-                    find_bao(),
-                    "server",
+    def _launch(self, port: int, timeout: float) -> None:
+        self.port = port
+        deadline = time.monotonic() + timeout
+        self.log_file.unlink(missing_ok=True)  # the unseal key is read from this attempt's log only
+        try:
+            self._process.start(
+                self.address,
+                timeout,
+                args=(
                     "-dev",
                     "-dev-no-store-token",
                     f"-dev-listen-address={self.host}:{self.port}",
                     "-log-level=warn",
                     *(f"-config={path}" for path in self.config_files),
-                ],
-                cwd=self.base_dir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
+                ),
+                env={"BAO_DEV_ROOT_TOKEN_ID": self.root_token},
             )
-        deadline = time.monotonic() + timeout
+        except LocalPlatformError as error:
+            raise OpenBaoHarnessError(str(error).replace(self.root_token, "[root token]")) from None
         while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise OpenBaoHarnessError(f"bao server exited ({self._process.returncode}):\n{self._log_tail()}")
+            if self._process.pid() is None:
+                raise OpenBaoHarnessError(f"bao server exited:\n{self._log_tail()}")
             match = _UNSEAL_KEY.search(self.log_file.read_text(errors="replace"))
             if match and self._healthy():
                 self.unseal_key = match.group(1)
@@ -142,23 +141,12 @@ class OpenBaoServer:
         text = self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
         return text.replace(self.root_token, "[root token]")[-2000:]
 
-    def _kill(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(timeout=10)
-        self._process = None
-
     def stop(self) -> None:
         """Stop the server and remove its directory. Safe to call twice."""
         try:
-            self._kill()
+            self._process.stop()
         finally:
-            shutil.rmtree(self.base_dir, ignore_errors=True)
-            atexit.unregister(self.stop)
+            self.lifeline.close(self.stop)
 
     # -- talking to it --------------------------------------------------------------------------
 

@@ -1,0 +1,265 @@
+"""Throwaway servers die with the test process that started them, whatever kills it.
+
+Every throwaway server of the harness (a PostgreSQL cluster, an OpenBao dev server) lives in a directory of
+its own under the system temp dir, and so do files a server uses (the converge tests' OpenBao audit log).
+:func:`claim` makes that directory, writes an owner record into it (``owner.json``: the pid of the process
+starting the server, that process's start time so that a reused pid is never taken for it, which kind of
+server it is and, for PostgreSQL, which binaries run it) and starts a *watchdog*: ``python -m
+tests.harness.lifeline <dir>``, a small process in a session of its own that waits on a pidfd for the owner to
+exit. However the owner ends (SIGKILL, a CI timeout killing its process group, Ctrl-C twice, a crash in C
+code), the kernel wakes the watchdog, which stops the server with the local platform's own process code
+(:mod:`components.local.processes`; PostgreSQL by an immediate shutdown) and removes the directory, about a
+second after the owner died. A normal stop does the same work in the owner and then dismisses the watchdog.
+
+Why a watchdog, and not:
+
+* ``atexit`` alone: runs only when the interpreter exits normally, never after SIGKILL or
+  ``os._exit``.
+* ``prctl(PR_SET_PDEATHSIG)`` in a ``preexec_fn``: ``pg_ctl start`` daemonizes the postmaster, so it is no
+  child of ours; as root the binaries run through ``runuser``, and the kernel clears the death signal when
+  credentials change; the signal follows the *thread* that forked, not the process, so a server started from
+  a worker thread would die with that thread; it kills but never removes the data directory; and a
+  ``preexec_fn`` forces a plain fork(), which runs the fork handlers gRPC registers in this process (the
+  reason the binaries run through ``runuser`` at all). Starting ``postgres`` as a direct child would mend
+  only the first of these, and would need our own readiness wait in place of ``pg_ctl -w``.
+* A registry read only at the next session's start: the servers would hold their ports, memory and files
+  until someone runs the tests again.
+
+The watchdog runs in a session of its own so that a signal to the test's process group does not reach it.
+Should it be killed as well (everything of a run ended at once), the next run reaps what is left:
+:func:`reap_orphans`, called at pytest's session start and once per process before its first server, stops
+the server of each ``smarteros-*`` directory in the temp dir whose owner record names a process that is gone,
+and removes the directory. Left alone: a directory without an owner record (made by something else, by an
+older harness, or a local platform's: ``python -m components local up --dir``, whose servers outlive the
+command by design), one whose record another account wrote (the temp dir is shared, and reaping runs the
+``pg_ctl`` a record names), and one whose owner still runs (another test session going on at the same time, on this
+checkout or another). No process is signalled but the server recorded in such a directory: PostgreSQL through
+``pg_ctl stop`` on its data directory (which signals only the postmaster named in that directory's
+``postmaster.pid``), OpenBao through the pid in its pid file, checked against ``/proc/<pid>/cmdline``.
+
+One window stays: an owner killed while ``pg_ctl start`` runs leaves a postmaster that may come up after the
+watchdog looked and removed the directory; PostgreSQL checks its lock file once a minute and shuts itself
+down when the file is gone.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+PREFIX = "smarteros-"
+RECORD = "owner.json"
+POSTGRES = "postgres"
+OPENBAO = "openbao"
+FILES = "files"
+"""A directory of files only (a server's configuration and audit log, say): reaping removes it."""
+KINDS = (POSTGRES, OPENBAO, FILES)
+
+
+def started_at(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, from ``/proc``); None when it is gone (or a
+    zombie: exited, only not yet collected by its parent)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+@dataclass
+class Lifeline:
+    """A claimed server directory and the watchdog that cleans it up if this process dies first."""
+
+    base_dir: Path
+    watchdog: subprocess.Popen[bytes]
+
+    @contextlib.contextmanager
+    def starting(self, stop: Callable[[], None]) -> Iterator[None]:
+        """Around a server's start: should the start fail, ``stop`` runs at once; once the server runs, it
+        runs when the interpreter exits normally too (unless stopped before)."""
+        try:
+            yield
+        except BaseException:
+            stop()
+            raise
+        atexit.register(stop)
+
+    def close(self, stop: Callable[[], None] | None = None) -> None:
+        """The server stopped (``stop`` unregistered from the interpreter's exit): remove its directory and
+        dismiss the watchdog. Safe to call twice."""
+        if stop is not None:
+            atexit.unregister(stop)
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+        if self.watchdog.poll() is None:
+            self.watchdog.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.watchdog.wait(timeout=10)
+
+
+def claim(kind: str, prefix: str, bin_dir: Path | None = None) -> Lifeline:
+    """A fresh directory under the temp dir for a server of ``kind``, owned by this process and watched.
+
+    Servers that earlier runs left behind are reaped first (once per process).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind of server {kind!r}")
+    _reap_once()
+    base_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    owner = os.getpid()
+    record = {
+        "owner": owner,
+        "owner_started": started_at(owner),
+        "kind": kind,
+        "bin_dir": str(bin_dir) if bin_dir is not None else None,
+    }
+    written = base_dir / f"{RECORD}.new"
+    written.write_text(json.dumps(record) + "\n")
+    written.replace(base_dir / RECORD)  # a reaper never sees half a record
+    try:
+        watchdog = subprocess.Popen(
+            [sys.executable, "-m", "tests.harness.lifeline", str(base_dir)],
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except BaseException:
+        shutil.rmtree(base_dir, ignore_errors=True)
+        raise
+    return Lifeline(base_dir, watchdog)
+
+
+def start_on_a_free_port(
+    launch: Callable[[int], None],
+    *,
+    attempts: int,
+    retry_on: type[Exception],
+    after_failure: Callable[[], object] = lambda: None,
+) -> int:
+    """``launch(port)`` on a free local port, and on another one when it fails with ``retry_on`` (something
+    else took the port between the choice and the server's bind), ``attempts`` times at most; the port."""
+    from components.local.processes import free_port
+
+    for attempt in range(1, attempts + 1):
+        port = free_port()
+        try:
+            launch(port)
+            return port
+        except retry_on:
+            after_failure()
+            if attempt == attempts:
+                raise
+    raise ValueError(f"attempts must be at least 1, not {attempts}")
+
+
+def read_record(base_dir: Path) -> dict[str, Any] | None:
+    """The owner record of ``base_dir``, or None when it has none that this harness, as this user, wrote.
+
+    The temp dir is shared: a record another account wrote (or a link to one) is never trusted, since
+    reaping runs the ``pg_ctl`` it names.
+    """
+    path = base_dir / RECORD
+    try:
+        if base_dir.is_symlink() or path.is_symlink() or path.stat().st_uid != os.geteuid():
+            return None
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("kind") not in KINDS or not isinstance(record.get("owner"), int):
+        return None
+    return record
+
+
+def owner_alive(record: dict[str, Any]) -> bool:
+    """Whether the process that claimed the directory still runs (the same process, not a reused pid)."""
+    started = started_at(record["owner"])
+    return started is not None and started == record.get("owner_started")
+
+
+def reap(base_dir: Path) -> bool:
+    """Stop the server recorded in ``base_dir`` and remove the directory; False when it holds no record."""
+    record = read_record(base_dir)
+    if record is None:
+        return False
+    from components.local.processes import OpenBaoProcess, PostgresProcess
+
+    try:
+        if record["kind"] == POSTGRES:
+            bin_dir = record.get("bin_dir")
+            PostgresProcess(base_dir, Path(bin_dir) if bin_dir else None).stop(mode="immediate")
+        elif record["kind"] == OPENBAO:
+            OpenBaoProcess(base_dir).stop()
+    finally:
+        shutil.rmtree(base_dir, ignore_errors=True)
+    return True
+
+
+def reap_orphans(temp_dir: Path | None = None) -> list[Path]:
+    """Reap every server directory in ``temp_dir`` (the system temp dir) whose owner is gone; what was reaped."""
+    reaped = []
+    for base_dir in sorted(Path(temp_dir or tempfile.gettempdir()).glob(f"{PREFIX}*")):
+        record = read_record(base_dir)
+        if record is None or owner_alive(record):
+            continue
+        try:
+            if reap(base_dir):
+                reaped.append(base_dir)
+        except Exception as error:  # one stubborn leftover must not keep the tests from starting
+            print(f"could not reap {base_dir}: {error}", file=sys.stderr)
+    return reaped
+
+
+_reaped_once = False
+
+
+def _reap_once() -> None:
+    global _reaped_once
+    if not _reaped_once:
+        _reaped_once = True
+        reap_orphans()
+
+
+def wait_for_exit(pid: int, started: int | None) -> None:
+    """Return once process ``pid`` (started at ``started``) has ended."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    except (AttributeError, OSError):  # no pidfd (an old kernel): look every fifth of a second
+        while started is not None and started_at(pid) == started:
+            time.sleep(0.2)
+        return
+    try:
+        if started is not None and started_at(pid) == started:  # the pidfd is the owner's, not a reused pid's
+            select.select([pidfd], [], [])  # readable once the process has exited
+    finally:
+        os.close(pidfd)
+
+
+def watch(base_dir: Path) -> None:
+    """The watchdog: wait for the owner of ``base_dir`` to end, then reap the directory."""
+    record = read_record(base_dir)
+    if record is None:
+        return
+    wait_for_exit(record["owner"], record.get("owner_started"))
+    reap(base_dir)
+
+
+if __name__ == "__main__":
+    watch(Path(sys.argv[1]))
