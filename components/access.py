@@ -55,6 +55,6 @@ def read_only(environ: Mapping[str, str]) -> bool:
         return True
     if value in _FALSE:
         return False
-    raise AccessError(
-        f"{READ_ONLY_ENV} must be true or false (got {value[:20]!r}): it decides whether this run may write"
+    raise AccessError(  # the value is not repeated: whatever was put there by mistake stays out of logs
+        f"{READ_ONLY_ENV} must be true or false (got something else): it decides whether this run may write"
     )
