@@ -129,12 +129,24 @@ class PostgresServer:
             self.lifeline.close(self.stop)
 
     def halt(self) -> None:
-        """Stop the server (fast shutdown: open sessions are ended) and keep its files, for :meth:`resume`."""
-        self._process.stop()
+        """Stop the server (fast shutdown: open sessions are ended) and keep its files, for :meth:`resume`.
+        Returns once the postmaster is gone, whatever ``pg_ctl`` answered."""
+        try:
+            self._process.stop()
+        finally:
+            self._wait_until_down()
 
     def resume(self) -> None:
-        """Start a server stopped with :meth:`halt` again, on the same port."""
+        """Start a server stopped with :meth:`halt` again, on the same port (once the old postmaster is gone:
+        on a loaded machine its shutdown can outlast a halt that failed, and a start then finds its lock)."""
+        self._wait_until_down()
         self._process.start(self.port, _TEST_SETTINGS)
+
+    def _wait_until_down(self, timeout: float = 60.0) -> None:
+        pid_file = self.data_dir / "postmaster.pid"
+        deadline = time.monotonic() + timeout
+        while pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     # -- connecting -----------------------------------------------------------------------------
 
