@@ -50,6 +50,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -66,7 +67,13 @@ POSTGRES = "postgres"
 OPENBAO = "openbao"
 FILES = "files"
 """A directory of files only (a server's configuration and audit log, say): reaping removes it."""
-KINDS = (POSTGRES, OPENBAO, FILES)
+PROCESS = "process"
+"""One process the owner started itself (a provider host): :meth:`Lifeline.record_process` names it in
+``process.json`` (pid and start time); reaping stops that process with SIGTERM, then SIGKILL."""
+KINDS = (POSTGRES, OPENBAO, FILES, PROCESS)
+PROCESS_RECORD = "process.json"
+STOP_GRACE = 5.0
+"""Seconds a recorded process has between SIGTERM and SIGKILL."""
 
 
 def started_at(pid: int) -> int | None:
@@ -98,6 +105,14 @@ class Lifeline:
             stop()
             raise
         atexit.register(stop)
+
+    def record_process(self, pid: int) -> None:
+        """Name the process this directory stands for (kind :data:`PROCESS`): its pid and its start time, so
+        that the watchdog and reaping stop that process and never one given the same pid later."""
+        record = {"pid": pid, "started": started_at(pid)}
+        written = self.base_dir / f"{PROCESS_RECORD}.new"
+        written.write_text(json.dumps(record) + "\n")
+        written.replace(self.base_dir / PROCESS_RECORD)  # a reaper never sees half a record
 
     def close(self, stop: Callable[[], None] | None = None) -> None:
         """The server stopped (``stop`` unregistered from the interpreter's exit): remove its directory and
@@ -168,22 +183,64 @@ def start_on_a_free_port(
     raise ValueError(f"attempts must be at least 1, not {attempts}")
 
 
+def _own_json(base_dir: Path, name: str) -> Any:
+    """The JSON in ``base_dir/name`` when this user wrote it (no link, in no linked directory); else None."""
+    path = base_dir / name
+    try:
+        if base_dir.is_symlink() or path.is_symlink() or path.stat().st_uid != os.geteuid():
+            return None
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def read_record(base_dir: Path) -> dict[str, Any] | None:
     """The owner record of ``base_dir``, or None when it has none that this harness, as this user, wrote.
 
     The temp dir is shared: a record another account wrote (or a link to one) is never trusted, since
-    reaping runs the ``pg_ctl`` it names.
+    reaping runs the ``pg_ctl`` it names, or signals the process it names.
     """
-    path = base_dir / RECORD
-    try:
-        if base_dir.is_symlink() or path.is_symlink() or path.stat().st_uid != os.geteuid():
-            return None
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+    record = _own_json(base_dir, RECORD)
     if not isinstance(record, dict) or record.get("kind") not in KINDS or not isinstance(record.get("owner"), int):
         return None
     return record
+
+
+def stop_process(pid: int, started: int, grace: float = STOP_GRACE) -> bool:
+    """Stop process ``pid`` if it is the one that started at ``started``: SIGTERM, then SIGKILL after ``grace``
+    seconds; wait until it has exited. False when no such process runs (gone, or the pid is another's now).
+
+    The signals go through a pidfd opened before the start time is compared, so a process that exits in
+    between and leaves its pid to a newcomer is never signalled in its place.
+    """
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return False
+    try:
+        if started_at(pid) != started:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+        if not select.select([pidfd], [], [], grace)[0]:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            select.select([pidfd], [], [], grace)
+        return True
+    finally:
+        os.close(pidfd)
+
+
+def stop_recorded_process(base_dir: Path) -> bool:
+    """Stop the process ``base_dir``'s process record names (see :func:`stop_process`); False when none runs,
+    or when the record is missing or this user did not write it."""
+    record = _own_json(base_dir, PROCESS_RECORD)
+    if not isinstance(record, dict):
+        return False
+    pid, started = record.get("pid"), record.get("started")
+    if not isinstance(pid, int) or not isinstance(started, int):
+        return False
+    return stop_process(pid, started)
 
 
 def owner_alive(record: dict[str, Any]) -> bool:
@@ -197,14 +254,18 @@ def reap(base_dir: Path) -> bool:
     record = read_record(base_dir)
     if record is None:
         return False
-    from components.local.processes import OpenBaoProcess, PostgresProcess
-
     try:
         if record["kind"] == POSTGRES:
+            from components.local.processes import PostgresProcess
+
             bin_dir = record.get("bin_dir")
             PostgresProcess(base_dir, Path(bin_dir) if bin_dir else None).stop(mode="immediate")
         elif record["kind"] == OPENBAO:
+            from components.local.processes import OpenBaoProcess
+
             OpenBaoProcess(base_dir).stop()
+        elif record["kind"] == PROCESS:
+            stop_recorded_process(base_dir)
     finally:
         shutil.rmtree(base_dir, ignore_errors=True)
     return True
