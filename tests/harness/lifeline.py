@@ -1,15 +1,22 @@
 """Throwaway servers die with the test process that started them, whatever kills it.
 
 Every throwaway server of the harness (a PostgreSQL cluster, an OpenBao dev server) lives in a directory of
-its own under the system temp dir, and so do files a server uses (the converge tests' OpenBao audit log).
+its own under the system temp dir, and so do files a server uses (the converge tests' OpenBao audit log) and
+each dynamic-provider host a test starts (``python -m pulumi.dynamic``, :mod:`tests.harness.provider_host`;
+its directory holds only records).
 :func:`claim` makes that directory, writes an owner record into it (``owner.json``: the pid of the process
 starting the server, that process's start time so that a reused pid is never taken for it, which kind of
-server it is and, for PostgreSQL, which binaries run it) and starts a *watchdog*: ``python -m
+server it is and, for PostgreSQL, which binaries run it; a host's directory gets a second record,
+``process.json``, naming the host's pid and start time) and starts a *watchdog*: ``python -m
 tests.harness.lifeline <dir>``, a small process in a session of its own that waits on a pidfd for the owner to
 exit. However the owner ends (SIGKILL, a CI timeout killing its process group, Ctrl-C twice, a crash in C
 code), the kernel wakes the watchdog, which stops the server with the local platform's own process code
-(:mod:`components.local.processes`; PostgreSQL by an immediate shutdown) and removes the directory, about a
-second after the owner died. A normal stop does the same work in the owner and then dismisses the watchdog.
+(:mod:`components.local.processes`; PostgreSQL by an immediate shutdown), or a provider host with SIGTERM and,
+five seconds later, SIGKILL, and removes the directory, about a second after the owner died. A normal stop
+does the same work in the owner and then dismisses the watchdog. A host shares its owner's process group, so a
+signal to the whole group ends it anyway; a SIGKILL of the owner alone (``kill -9``, the OOM killer) does not,
+and there only the watchdog stops it. The watchdog is one more interpreter per host: about 50 ms of CPU
+next to a host's 450 ms start and stop, and 4 ms of the owner's time (``scripts/bench_lifeline.py``).
 
 Why a watchdog, and not:
 
@@ -21,7 +28,9 @@ Why a watchdog, and not:
   a worker thread would die with that thread; it kills but never removes the data directory; and a
   ``preexec_fn`` forces a plain fork(), which runs the fork handlers gRPC registers in this process (the
   reason the binaries run through ``runuser`` at all). Starting ``postgres`` as a direct child would mend
-  only the first of these, and would need our own readiness wait in place of ``pg_ctl -w``.
+  only the first of these, and would need our own readiness wait in place of ``pg_ctl -w``. A provider host
+  is a direct child, but one started from a worker thread would die with that thread, and the ``preexec_fn``
+  would run gRPC's fork handlers in the process that drives the host (which always has gRPC loaded).
 * A registry read only at the next session's start: the servers would hold their ports, memory and files
   until someone runs the tests again.
 
@@ -35,11 +44,14 @@ command by design), one whose record another account wrote (the temp dir is shar
 ``pg_ctl`` a record names), and one whose owner still runs (another test session going on at the same time, on this
 checkout or another). No process is signalled but the server recorded in such a directory: PostgreSQL through
 ``pg_ctl stop`` on its data directory (which signals only the postmaster named in that directory's
-``postmaster.pid``), OpenBao through the pid in its pid file, checked against ``/proc/<pid>/cmdline``.
+``postmaster.pid``), OpenBao through the pid in its pid file, checked against ``/proc/<pid>/cmdline``, a
+provider host through a pidfd of the pid its process record names, opened before the process's start time is
+compared with the recorded one (a process record is read, too, only when this account wrote it).
 
-One window stays: an owner killed while ``pg_ctl start`` runs leaves a postmaster that may come up after the
+Two windows stay: an owner killed while ``pg_ctl start`` runs leaves a postmaster that may come up after the
 watchdog looked and removed the directory; PostgreSQL checks its lock file once a minute and shuts itself
-down when the file is gone.
+down when the file is gone. An owner killed between a host's fork and the writing of its process record (a
+file write, microseconds) leaves that host running.
 """
 
 from __future__ import annotations

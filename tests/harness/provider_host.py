@@ -4,7 +4,8 @@ A :class:`ProviderHost` starts the host as a subprocess (cwd = repository root, 
 root, ``PULUMI_PROJECT=smarteros``), reads the port it announces on stdout, and calls Configure, Check, Diff,
 Create, Read, Update and Delete with the provider serialised exactly as ``pulumi.dynamic.Resource`` does
 (``serialize_provider`` -> base64 dill under ``__provider``). Everything the host prints is captured for
-:meth:`ProviderHost.logs`.
+:meth:`ProviderHost.logs`. A host dies with the test process that started it, however that process ends: each
+host has a lifeline directory and watchdog (:mod:`tests.harness.lifeline`, kind ``process``).
 
 What the host really does (learned from ``pulumi/dynamic/__main__.py`` in the pinned SDK); contract tests and
 providers must live with these facts:

@@ -1,5 +1,5 @@
-"""Throwaway servers die with the test process that started them, however it ends; a later run reaps what
-a run killed together with its watchdogs left behind, and nothing that is not a dead run's server."""
+"""Throwaway servers and provider hosts die with the test process that started them, however it ends; a later run
+reaps what a run killed together with its watchdogs left behind, and nothing that is not a dead run's server."""
 
 from __future__ import annotations
 
