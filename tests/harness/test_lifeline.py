@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from components.local.processes import OpenBaoProcess, free_port, port_in_use
-from tests.harness.lifeline import owner_alive, reap, reap_orphans, started_at
+from tests.harness.lifeline import owner_alive, reap, reap_orphans, started_at, stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -258,3 +258,19 @@ def test_reaping_signals_only_the_process_recorded(temp_dir: Path) -> None:
     finally:
         bystander.kill()
         bystander.wait(timeout=10)
+
+
+def test_a_process_that_ignores_sigterm_is_killed() -> None:
+    stubborn = subprocess.Popen(["sh", "-c", "trap '' TERM; exec sleep 60"])  # ignored signals stay so after exec
+    try:
+        started = started_at(stubborn.pid)
+        assert started is not None
+        while not Path(f"/proc/{stubborn.pid}/cmdline").read_bytes().startswith(b"sleep"):  # trap set, exec done
+            time.sleep(0.01)
+
+        assert stop_process(stubborn.pid, started, grace=0.3)
+
+        assert stubborn.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        stubborn.kill()
+        stubborn.wait(timeout=10)
