@@ -4,7 +4,8 @@ A :class:`ProviderHost` starts the host as a subprocess (cwd = repository root, 
 root, ``PULUMI_PROJECT=smarteros``), reads the port it announces on stdout, and calls Configure, Check, Diff,
 Create, Read, Update and Delete with the provider serialised exactly as ``pulumi.dynamic.Resource`` does
 (``serialize_provider`` -> base64 dill under ``__provider``). Everything the host prints is captured for
-:meth:`ProviderHost.logs`.
+:meth:`ProviderHost.logs`. A host dies with the test process that started it, however that process ends: each
+host has a lifeline directory and watchdog (:mod:`tests.harness.lifeline`, kind ``process``).
 
 What the host really does (learned from ``pulumi/dynamic/__main__.py`` in the pinned SDK); contract tests and
 providers must live with these facts:
@@ -82,6 +83,7 @@ from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 from components.config import PROJECT, SECRET_KEYS
 from components.providers.base import reset_sdk_pickler
+from tests.harness.lifeline import PROCESS, Lifeline, claim
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROVIDER_KEY = "__provider"
@@ -251,6 +253,7 @@ class ProviderHost:
         self._env = _host_env(env)
         self._call_timeout = call_timeout
         self._process: subprocess.Popen[bytes] | None = None
+        self._lifeline: Lifeline | None = None
         self._channel: grpc.Channel | None = None
         self._stub: provider_pb2_grpc.ResourceProviderStub | None = None
         self._log: list[str] = []
@@ -265,14 +268,20 @@ class ProviderHost:
     def start(self, timeout: float = START_TIMEOUT) -> ProviderHost:
         """Start the host and wait until its gRPC server answers."""
         began = time.perf_counter()
-        self._process = subprocess.Popen(
-            [sys.executable, "-u", "-m", "pulumi.dynamic"],
-            cwd=REPO_ROOT,
-            env=self._env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        self._lifeline = claim(PROCESS, "smarteros-host-")
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-u", "-m", "pulumi.dynamic"],
+                cwd=REPO_ROOT,
+                env=self._env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            self._lifeline.record_process(self._process.pid)
+        except BaseException:
+            self.close()
+            raise
         assert self._process.stdout is not None and self._process.stderr is not None
         port_line: list[str] = []
         announced = threading.Event()
@@ -326,7 +335,8 @@ class ProviderHost:
             announced.set()
 
     def close(self) -> None:
-        """Stop the host (terminate, then kill) and close the channel. Safe to call twice."""
+        """Stop the host (terminate, then kill), close the channel and dismiss the host's watchdog. Safe to
+        call twice."""
         if self._channel is not None:
             self._channel.close()
             self._channel = None
@@ -346,6 +356,9 @@ class ProviderHost:
             for stream in (process.stdout, process.stderr):
                 if stream is not None:
                     stream.close()
+        lifeline, self._lifeline = self._lifeline, None
+        if lifeline is not None:
+            lifeline.close()
 
     def __enter__(self) -> ProviderHost:
         if self._process is None:
@@ -354,6 +367,17 @@ class ProviderHost:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def pid(self) -> int | None:
+        """The host process's pid while it runs under this object."""
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def lifeline(self) -> Lifeline | None:
+        """The host's directory and watchdog (:mod:`tests.harness.lifeline`), which stop the host should this
+        process die without closing it."""
+        return self._lifeline
 
     @property
     def running(self) -> bool:

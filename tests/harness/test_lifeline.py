@@ -1,5 +1,5 @@
-"""Throwaway servers die with the test process that started them, however it ends; a later run reaps what
-a run killed together with its watchdogs left behind, and nothing that is not a dead run's server."""
+"""Throwaway servers and provider hosts die with the test process that started them, however it ends; a later run
+reaps what a run killed together with its watchdogs left behind, and nothing that is not a dead run's server."""
 
 from __future__ import annotations
 
@@ -21,22 +21,29 @@ import pytest
 import requests
 
 from components.local.processes import OpenBaoProcess, free_port, port_in_use
-from tests.harness.lifeline import owner_alive, reap, reap_orphans, started_at
+from tests.harness.lifeline import owner_alive, reap, reap_orphans, started_at, stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 
-# A test process of its own: starts the servers named in its arguments (pg15, pg16, bao) through the harness,
-# and claims a directory of files (files) as the converge tests do for OpenBao's audit log; says where they
-# run, then waits to be killed (or for its standard input to close, when it exits and stops them).
+# A test process of its own: starts the servers named in its arguments (pg15, pg16, bao) and a dynamic-provider
+# host (host) through the harness, and claims a directory of files (files) as the converge tests do for
+# OpenBao's audit log; says where they run, then waits to be killed (or for its standard input to close, when it
+# exits and stops them).
 STARTER = textwrap.dedent(
     """
     import json, sys
     from tests.harness.lifeline import FILES, claim
     from tests.harness.openbao import OpenBaoServer
     from tests.harness.postgres import PostgresServer, pgserver_bin_dir
+    from tests.harness.provider_host import ProviderHost
 
     servers = []
     for kind in sys.argv[1:]:
+        if kind == "host":
+            host = ProviderHost().start()
+            servers.append({"name": "provider host", "port": host.port, "pid": host.pid,
+                            "dir": str(host.lifeline.base_dir), "watchdog": host.lifeline.watchdog.pid})
+            continue
         if kind == "files":
             files = claim(FILES, "smarteros-files-")
             (files.base_dir / "audit.log").write_text("{}")
@@ -58,7 +65,7 @@ STARTER = textwrap.dedent(
     sys.stdin.read()
     """
 )
-EVERY_KIND = ("pg15", "pg16", "bao", "files")
+EVERY_KIND = ("pg15", "pg16", "bao", "files", "host")
 
 
 @pytest.fixture
@@ -101,6 +108,13 @@ def start_test_process(temp_dir: Path, *kinds: str) -> tuple[subprocess.Popen[st
     return child, servers
 
 
+def kill_process(child: subprocess.Popen[str]) -> None:
+    """SIGKILL the test process alone (``kill -9`` on it, the kernel's OOM killer): unlike a signal to its whole
+    process group, this leaves the children that share its group, a provider host, to the lifeline."""
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(timeout=10)
+
+
 def kill_group(child: subprocess.Popen[str]) -> None:
     """SIGKILL the test process and its whole process group (what a CI timeout does)."""
     os.killpg(child.pid, signal.SIGKILL)
@@ -129,9 +143,9 @@ def wait_until_gone(servers: list[dict[str, Any]], seconds: float) -> list[str]:
 
 def test_servers_die_with_a_killed_test_process(temp_dir: Path) -> None:
     child, servers = start_test_process(temp_dir, *EVERY_KIND)
-    assert [s["name"] for s in servers] == ["PostgreSQL 15", "PostgreSQL 16", "OpenBao", "files"]
+    assert [s["name"] for s in servers] == ["PostgreSQL 15", "PostgreSQL 16", "OpenBao", "files", "provider host"]
 
-    kill_group(child)
+    kill_process(child)
 
     assert wait_until_gone(servers, seconds=10) == []
 
@@ -155,10 +169,10 @@ def test_a_later_run_reaps_only_what_a_dead_run_left_behind(temp_dir: Path) -> N
         assert platform_pid is not None
         # A run killed together with its watchdogs (everything of it ended at once). The watchdog reaps with the
         # same code, so one PostgreSQL (the one whose binaries the record names) stands for both versions here.
-        dead, servers = start_test_process(temp_dir, "pg16", "bao", "files")
+        dead, servers = start_test_process(temp_dir, "pg16", "bao", "files", "host")
         for server in servers:
             os.kill(server["watchdog"], signal.SIGKILL)
-        kill_group(dead)
+        kill_process(dead)
         while any(started_at(server["watchdog"]) is not None for server in servers):
             time.sleep(0.05)
         assert all(port_in_use(s["port"]) for s in servers if s["port"]), "nobody is left to stop them"
@@ -209,3 +223,54 @@ def test_a_reused_pid_is_not_taken_for_the_owner() -> None:
     assert owner_alive({"owner": me, "owner_started": started})
     # The same pid, but a process that started at another time: the owner is gone, its pid was given again.
     assert not owner_alive({"owner": me, "owner_started": started - 1})
+
+
+def plant_process_dir(temp_dir: Path, name: str, process: dict[str, Any]) -> Path:
+    """A provider host's directory as a dead run left it: an owner long gone, and ``process`` as its process
+    record."""
+    base_dir = temp_dir / name
+    base_dir.mkdir(mode=0o700)
+    (base_dir / "owner.json").write_text(json.dumps({"owner": 2**22 + 1, "owner_started": 1, "kind": "process"}))
+    (base_dir / "process.json").write_text(json.dumps(process))
+    return base_dir
+
+
+def test_reaping_signals_only_the_process_recorded(temp_dir: Path) -> None:
+    bystander = subprocess.Popen(["sleep", "60"])
+    try:
+        started = started_at(bystander.pid)
+        assert started is not None
+        # The recorded host is gone and its pid went to another process, which started at another time.
+        reused = plant_process_dir(temp_dir, "smarteros-host-reused", {"pid": bystander.pid, "started": started - 1})
+        # A record naming the right process, but written by another account (planted in the shared temp dir).
+        planted = plant_process_dir(temp_dir, "smarteros-host-planted", {"pid": bystander.pid, "started": started})
+        nobody = pwd.getpwnam("nobody")
+        os.chown(planted / "process.json", nobody.pw_uid, nobody.pw_gid)
+
+        assert sorted(reap_orphans(temp_dir)) == [planted, reused]
+        assert bystander.poll() is None, "a process the records do not name was stopped"
+
+        # The record that does name it, as the harness writes it: the process is stopped.
+        recorded = plant_process_dir(temp_dir, "smarteros-host-recorded", {"pid": bystander.pid, "started": started})
+        assert reap_orphans(temp_dir) == [recorded]
+        assert bystander.wait(timeout=10) == -signal.SIGTERM
+        assert not recorded.exists()
+    finally:
+        bystander.kill()
+        bystander.wait(timeout=10)
+
+
+def test_a_process_that_ignores_sigterm_is_killed() -> None:
+    stubborn = subprocess.Popen(["sh", "-c", "trap '' TERM; exec sleep 60"])  # ignored signals stay so after exec
+    try:
+        started = started_at(stubborn.pid)
+        assert started is not None
+        while not Path(f"/proc/{stubborn.pid}/cmdline").read_bytes().startswith(b"sleep"):  # trap set, exec done
+            time.sleep(0.01)
+
+        assert stop_process(stubborn.pid, started, grace=0.3)
+
+        assert stubborn.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        stubborn.kill()
+        stubborn.wait(timeout=10)
