@@ -127,8 +127,9 @@ def issue_vault_token(server: OpenBaoServer) -> str:
 
 
 def token_policies(server: OpenBaoServer, token: str) -> tuple[str, ...]:
-    """The policies a token carries (``auth/token/lookup-self`` as that token)."""
-    answer = server.request("GET", "auth/token/lookup-self", token=token)
+    """The policies a token carries, as the operator looks them up (``auth/token/lookup``: a token without
+    the ``default`` policy cannot look itself up)."""
+    answer = server.request("POST", "auth/token/lookup", json={"token": token})
     return tuple(sorted(answer.json()["data"]["policies"]))
 
 
@@ -201,7 +202,7 @@ _PG_STATEMENT = re.compile(
     r"LOG:\s+(?:statement|execute [^:\n]*|smarteros_admin):\s*(.*?)(?=\n\d{4}-\d\d-\d\d |\Z)", re.DOTALL
 )
 _SQL_COMMENT = re.compile(r"--[^\n]*")
-_PG_READS = frozenset({"SELECT", "SHOW", "SET", "RESET", "BEGIN", "COMMIT", "ROLLBACK", "START", "DISCARD"})
+PG_READS = frozenset({"SELECT", "SHOW", "SET", "RESET", "BEGIN", "COMMIT", "ROLLBACK", "START", "DISCARD"})
 _VAULT_WRITES = frozenset({"create", "update", "delete"})
 
 
@@ -237,7 +238,7 @@ class Requests:
     def writes(self) -> dict[str, list[Any]]:
         """Every request that could change something, per system (empty lists when there is none)."""
         return {
-            "postgres": [s for s in self.postgres_statements if statement_kind(s) not in _PG_READS],
+            "postgres": [s for s in self.postgres_statements if statement_kind(s) not in PG_READS],
             "vault": [(op, path) for op, path in self.vault_paths if op in _VAULT_WRITES],
             "metabase": [(m, p) for m, p in self.metabase_paths if m != "GET"],
         }

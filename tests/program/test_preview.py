@@ -25,13 +25,14 @@ import psycopg
 import pytest
 
 from components import naming
-from components.access import READ_ONLY_ENV
+from components.access import PREVIEW_ROLE, READ_ONLY_ENV
 from components.local.bootstrap import bootstrap_postgres, bootstrap_vault
 from components.local.steps import readme_steps
 from components.spec import TenantSpec, load_tenants
 from tests.harness.converge import (
     CREDENTIAL_KEYS,
     DBNAME,
+    PG_READS,
     Converger,
     EngineHost,
     Pass,
@@ -40,6 +41,7 @@ from tests.harness.converge import (
     servers_for_converge,
     set_log_statement,
     statement_kind,
+    token_policies,
     write_tenants,
 )
 from tests.harness.openbao import run_readme_vault_commands
@@ -50,8 +52,6 @@ from tests.program.converged import MOUNT, secret_values, vault
 pytestmark = pytest.mark.xdist_group("converge")
 
 GENERATED = range(71_500_000, 71_500_003)
-PREVIEW_ROLE = "smarteros_preview"
-PG_READS = frozenset({"SELECT", "SHOW", "SET", "RESET", "BEGIN", "COMMIT", "ROLLBACK", "START", "DISCARD"})
 LOG_LINE_PREFIX = "%m [%p] user=%u "
 # One logged statement, with the role that sent it (LOG_LINE_PREFIX), running on until the next log line.
 PG_STATEMENT = re.compile(
@@ -161,13 +161,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         }
         with EngineHost(env=env) as preview_host:
             preview_host.configure({k: v for k, v in servers.config(patterns).items() if k not in CREDENTIAL_KEYS})
-            yield World(servers, folder, patterns, writer, env, preview_host, looked_up_policies(servers, token))
-
-
-def looked_up_policies(servers: Servers, token: str) -> tuple[str, ...]:
-    """The policies a token carries, as the operator looks them up (the preview token cannot itself)."""
-    answer = servers.openbao.request("POST", "auth/token/lookup", json={"token": token})
-    return tuple(sorted(answer.json()["data"]["policies"]))
+            yield World(servers, folder, patterns, writer, env, preview_host, token_policies(servers.openbao, token))
 
 
 @pytest.fixture
@@ -361,7 +355,7 @@ def test_readmes_own_preview_commands_make_identities_a_refresh_preview_runs_wit
         world.servers.openbao.root_token,
         [list(step.argv) for step in steps.preview_for("vault")],
     )
-    assert looked_up_policies(world.servers, token) == ("smarteros-preview",)
+    assert token_policies(world.servers.openbao, token) == ("smarteros-preview",)
     env = {**world.preview_env, "PGPASSWORD": password, "VAULT_TOKEN": token}
     with EngineHost(env=env) as host:
         host.configure(world.config_without_credentials())
